@@ -1,0 +1,76 @@
+"""`digits SUBCOMMAND ...`: a thin dispatcher.
+
+Each subcommand lives in the package that owns it and is imported only when it runs, so
+`digits db upgrade` never loads PyTorch. A subcommand module provides
+`register(parser)` (adds its arguments) and `run(args, settings) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# "words of the command" -> (module, one-line help). Longest match wins.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("digits.demo", "the main job: evaluate the shipped model and read the samples"),
+    "train": ("training.cli_train", "train a CNN on MNIST (with augmentation)"),
+    "evaluate": ("training.cli_evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
+    "bench classify": ("training.bench_classify", "classification throughput (digits/s)"),
+    "bench train": ("training.bench_train", "seconds until 99.0 % MNIST test accuracy"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
+    return f"usage: digits COMMAND [options]\n\ncommands:\n{rows}\n"
+
+
+def _match(argv: list[str]) -> tuple[str, list[str]] | None:
+    for n in range(min(len(argv), 3), 0, -1):
+        name = " ".join(argv[:n])
+        if name in COMMANDS:
+            return name, argv[n:]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        sys.stdout.write(_usage())
+        return 0
+    found = _match(argv)
+    if found is None:
+        prefix = argv[0]
+        options = [name for name in COMMANDS if name.split()[0] == prefix]
+        hint = "\n".join(f"  {o}" for o in options) if options else ""
+        sys.stderr.write(f"digits: unknown command {' '.join(argv[:2])!r}\n{hint or _usage()}\n")
+        return 2
+    name, rest = found
+    module_name, help_ = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"digits {name}", description=help_)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module = importlib.import_module(module_name)
+    module.register(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from digits.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+        return int(module.run(args, settings) or 0)
+    except SettingsError as exc:
+        sys.stderr.write(f"digits: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("digits: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
