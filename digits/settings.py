@@ -27,7 +27,9 @@ def _int_list(raw: str) -> frozenset[int]:
         try:
             ids.add(int(part))
         except ValueError as exc:
-            raise SettingsError(f"ADMIN_IDS must be comma-separated user ids, got {part!r}") from exc
+            raise SettingsError(
+                f"ADMIN_IDS must be comma-separated user ids, got {part!r}"
+            ) from exc
     return frozenset(ids)
 
 

@@ -1,0 +1,1 @@
+"""Training, evaluation and benchmarks of the digit CNN (uses `vision` and `db`)."""

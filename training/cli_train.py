@@ -1,0 +1,71 @@
+"""`digits train`: train a CNN on MNIST and write a checkpoint (atomically)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from digits.settings import Settings
+from training.mnist import load_mnist
+from training.train import TrainConfig, save_result
+from vision.model import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    parser.add_argument("--out", type=Path, default=Path("runs/model.pt"), help="checkpoint path")
+    parser.add_argument("--mnist-dir", type=Path, help="folder with the four MNIST .gz files")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    parser.add_argument("--no-augment", action="store_true", help="train on plain MNIST")
+    parser.add_argument(
+        "--channels", type=int, nargs=3, default=list(ModelConfig().channels), metavar="C"
+    )
+    parser.add_argument("--hidden", type=int, default=ModelConfig().hidden)
+    parser.add_argument("--version", help="version name stored in the checkpoint")
+    parser.add_argument("--limit", type=int, help="use only the first N training images")
+    parser.add_argument("--evals-per-epoch", type=int, default=1)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    train_split, test_split = load_mnist(args.mnist_dir or settings.mnist_dir)
+    images, labels = train_split.images, train_split.labels
+    if args.limit:
+        images, labels = images[: args.limit], labels[: args.limit]
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        augment=not args.no_augment,
+        model=ModelConfig(channels=tuple(args.channels), hidden=args.hidden),
+        evals_per_epoch=args.evals_per_epoch,
+    )
+    from training.train import train
+
+    result = train(config, images, labels, test_split.images, test_split.labels)
+    version = args.version or args.out.stem
+    sha = save_result(
+        args.out,
+        result,
+        version=version,
+        data={"mnist_train": len(images), "mnist_test": len(test_split.images)},
+    )
+    summary = {
+        "checkpoint": str(args.out),
+        "sha256": sha,
+        "mnist_test_accuracy": result.test_accuracy,
+        "seconds": round(result.seconds, 1),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0

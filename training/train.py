@@ -1,0 +1,251 @@
+"""The training loop: whole dataset held as tensors, batched augmentation, OneCycle AdamW."""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from training.augment import AugmentConfig, augment_batch
+from vision.checkpoint import save_checkpoint
+from vision.classifier import pick_device
+from vision.model import DigitNet, ModelConfig, preprocess
+from vision.normalize import PREPROCESSING_VERSION
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved in the checkpoint)."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 4e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.05
+    warmup: float = 0.15  # fraction of steps spent warming up (OneCycle)
+    seed: int = 0
+    augment: bool = True
+    augment_config: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    device: str | None = None
+    threads: int | None = None
+    target_accuracy: float | None = None  # stop once test accuracy reaches it
+    evals_per_epoch: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["augment_config"] = self.augment_config.to_dict()
+        raw["model"] = self.model.to_dict()
+        return raw
+
+
+@dataclass
+class TrainResult:
+    model: DigitNet
+    config: TrainConfig
+    test_accuracy: float
+    history: list[dict[str, float]]
+    seconds: float
+    seconds_to_target: float | None
+    train_samples: int
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.inference_mode()
+def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy of `model` on uint8 images already on the model's device."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(images), 2048):
+        x = preprocess(images[start : start + 2048])
+        correct += int((model(x).argmax(1) == labels[start : start + 2048]).sum())
+    model.train(was_training)
+    return correct / max(1, len(images))
+
+
+def train(
+    config: TrainConfig,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    init_state: dict[str, torch.Tensor] | None = None,
+    sample_weights: np.ndarray | None = None,
+    epoch_size: int | None = None,
+    progress: bool = True,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train (or fine-tune from `init_state`) and return the model and its history.
+
+    `sample_weights` with `epoch_size` draw each epoch's samples with replacement, which
+    is how retraining mixes MNIST replay with users' digits at a chosen ratio.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    gen = seed_everything(config.seed)
+    device = pick_device(config.device)
+    model = DigitNet(config.model)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(device)
+    x_train = torch.from_numpy(np.ascontiguousarray(train_images)).to(device)
+    y_train = torch.from_numpy(np.asarray(train_labels, dtype=np.int64)).to(device)
+    x_test = torch.from_numpy(np.ascontiguousarray(test_images)).to(device)
+    y_test = torch.from_numpy(np.asarray(test_labels, dtype=np.int64)).to(device)
+    n = epoch_size or len(x_train)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup
+    )
+    weights = (
+        torch.from_numpy(np.asarray(sample_weights, dtype=np.float64))
+        if sample_weights is not None
+        else None
+    )
+    autocast = device.type == "cuda"
+    eval_points = {
+        int(steps_per_epoch * (k + 1) / config.evals_per_epoch)
+        for k in range(config.evals_per_epoch)
+    }
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    to_target: float | None = None
+    test_acc = 0.0
+    done = False
+    for epoch in range(config.epochs):
+        if weights is not None:
+            order = torch.multinomial(weights, n, replacement=True, generator=gen).to(device)
+        else:
+            order = torch.randperm(len(x_train), generator=gen).to(device)[:n]
+        model.train()
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not progress,
+            leave=False,
+            unit="batch",
+        )
+        seen = correct = 0
+        loss_sum = 0.0
+        for step in bar:
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            labels = y_train[idx]
+            if config.augment:
+                x = augment_batch(x_train[idx], labels, config.augment_config, None)
+            else:
+                x = x_train[idx]
+            x = preprocess(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = model(x)
+                loss = F.cross_entropy(
+                    logits.float(), labels, label_smoothing=config.label_smoothing
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            seen += len(idx)
+            correct += int((logits.argmax(1) == labels).sum())
+            loss_sum += float(loss.detach()) * len(idx)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+            if (step + 1) in eval_points:
+                test_acc = accuracy(model, x_test, y_test)
+                elapsed = time.perf_counter() - started
+                point = {
+                    "epoch": epoch + (step + 1) / steps_per_epoch,
+                    "train_loss": loss_sum / seen,
+                    "train_accuracy": correct / seen,
+                    "test_accuracy": test_acc,
+                    "seconds": elapsed,
+                }
+                history.append(point)
+                if on_eval:
+                    on_eval(point)
+                log.info(
+                    "epoch %.2f loss %.4f train %.4f test %.4f (%.0f s)",
+                    point["epoch"],
+                    point["train_loss"],
+                    point["train_accuracy"],
+                    test_acc,
+                    elapsed,
+                )
+                if (
+                    config.target_accuracy
+                    and test_acc >= config.target_accuracy
+                    and to_target is None
+                ):
+                    to_target = elapsed
+                    done = True
+                    break
+        bar.close()
+        if done:
+            break
+    model.eval()
+    return TrainResult(
+        model=model.cpu(),
+        config=config,
+        test_accuracy=test_acc,
+        history=history,
+        seconds=time.perf_counter() - started,
+        seconds_to_target=to_target,
+        train_samples=n,
+    )
+
+
+def checkpoint_payload(
+    result: TrainResult,
+    *,
+    version: str,
+    metrics: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    parent: str | None = None,
+) -> dict[str, Any]:
+    """The plain-values body of a checkpoint for a finished run."""
+    return {
+        "version": version,
+        "parent_version": parent,
+        "state_dict": result.model.state_dict(),
+        "model_config": result.config.model.to_dict(),
+        "preprocessing": PREPROCESSING_VERSION,
+        "train_config": result.config.to_dict(),
+        "summary": {
+            "seconds": round(result.seconds, 1),
+            "epochs_run": result.history[-1]["epoch"] if result.history else 0,
+            "train_samples_per_epoch": result.train_samples,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "data": data or {},
+        },
+        "history": result.history,
+        "metrics": metrics or {"mnist_test_accuracy": result.test_accuracy},
+    }
+
+
+def save_result(path: Path, result: TrainResult, **kwargs: Any) -> str:
+    """Write the checkpoint atomically and return its sha256."""
+    return save_checkpoint(path, checkpoint_payload(result, **kwargs))

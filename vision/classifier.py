@@ -1,0 +1,134 @@
+"""DigitClassifier: load a checkpoint once, classify MNIST-normalised digits in batches."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from vision.model import DigitNet, ModelConfig, preprocess
+from vision.normalize import PREPROCESSING_VERSION
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.pt"
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """`requested` ('cpu', 'cuda', 'cuda:1', ...) or CUDA when present, else CPU."""
+    if requested:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("CUDA was requested but no CUDA device is available")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _fold_batchnorm(model: DigitNet) -> nn.Module:
+    """Fold each eval-mode BatchNorm2d into the convolution before it (fewer passes on CPU)."""
+    layers: list[nn.Module] = []
+    for module in model.features:
+        if isinstance(module, nn.Sequential) and isinstance(module[0], nn.Conv2d):
+            conv, bn, *rest = list(module)
+            layers.append(nn.Sequential(fuse_conv_bn_eval(conv, bn), *rest))
+        else:
+            layers.append(module)
+    return nn.Sequential(*layers, model.head)
+
+
+@dataclass
+class DigitClassifier:
+    """A loaded model. Thread-safe for concurrent `classify` calls."""
+
+    model: nn.Module
+    device: torch.device
+    path: Path | None = None
+    sha256: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 512
+    # On CPU, parallel calls would only fight over the same cores: serialise them.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load(
+        cls, path: Path | str | None = None, *, device: str | torch.device | None = None
+    ) -> DigitClassifier:
+        """Load a checkpoint (the shipped default model when `path` is None)."""
+        path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+        body = load_checkpoint(path)
+        version = int(body["preprocessing"])
+        if version != PREPROCESSING_VERSION:
+            log.warning(
+                "%s was trained with preprocessing v%d, this reader uses v%d",
+                path,
+                version,
+                PREPROCESSING_VERSION,
+            )
+        net = DigitNet(ModelConfig.from_dict(body["model_config"]))
+        try:
+            net.load_state_dict(body["state_dict"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: weights do not fit the architecture: {exc}") from exc
+        return cls.from_model(
+            net,
+            device=device,
+            path=path,
+            sha256=file_sha256(path),
+            info={k: v for k, v in body.items() if k != "state_dict"},
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        net: DigitNet,
+        *,
+        device: str | torch.device | None = None,
+        path: Path | None = None,
+        sha256: str = "",
+        info: dict[str, Any] | None = None,
+    ) -> DigitClassifier:
+        """Wrap an in-memory network (training evaluates candidates this way)."""
+        dev = pick_device(str(device) if device is not None else None)
+        net = net.to("cpu").eval()
+        model = _fold_batchnorm(net) if dev.type == "cpu" else net
+        model = model.to(dev).eval()
+        if dev.type == "cpu":
+            model = model.to(memory_format=torch.channels_last)
+        return cls(model=model, device=dev, path=path, sha256=sha256, info=info or {})
+
+    @property
+    def version(self) -> str:
+        """A short identifier: the checkpoint's recorded version, else its hash prefix."""
+        return str(self.info.get("version") or (self.sha256[:12] if self.sha256 else "memory"))
+
+    def classify(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, 28, 28] white-on-black MNIST-normalised → float32 probabilities [N, 10]."""
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise ValueError(f"classify expects [N, 28, 28] images, got shape {images.shape}")
+        if images.dtype != np.uint8:
+            raise ValueError(f"classify expects uint8 images, got {images.dtype}")
+        if len(images) == 0:
+            return np.zeros((0, 10), np.float32)
+        out = np.empty((len(images), 10), np.float32)
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                chunk = torch.from_numpy(
+                    np.ascontiguousarray(images[start : start + self.batch_size])
+                )
+                x = preprocess(chunk.to(self.device))
+                if self.device.type == "cpu":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                probs = torch.softmax(self.model(x).float(), dim=1)
+                out[start : start + len(chunk)] = probs.cpu().numpy()
+        return out
