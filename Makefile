@@ -12,7 +12,7 @@ export DIGITS_MNIST_DIR ?= $(MNIST_DIR)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -107,7 +107,7 @@ def _fetch(url: str, target: Path, checksum: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with (
-            urllib.request.urlopen(url, timeout=30) as response,  # noqa: S310 - fixed https mirrors
+            urllib.request.urlopen(url, timeout=30) as response,
             os.fdopen(fd, "wb") as out,
             tqdm(
                 total=int(response.headers.get("Content-Length") or 0) or None,

@@ -32,8 +32,16 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, bool | int | float | str) or value is None:
+    if value is None or type(value) in (bool, int, float, str):
         return value
+    if isinstance(value, str):  # str subclasses (torch.__version__) would pickle their class
+        return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
     if isinstance(value, torch.Tensor):
         return value
     if hasattr(value, "item"):

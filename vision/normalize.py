@@ -70,7 +70,7 @@ def _match_stroke(img: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray
         return img
     # Pixels to add (or remove) on each side of the stroke, in source resolution.
     delta = (TARGET_STROKE - width) / 2.0 / scale
-    steps = int(round(abs(delta)))
+    steps = round(abs(delta))
     if steps == 0:
         return img
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * steps + 1, 2 * steps + 1))
