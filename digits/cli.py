@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("training.cli_evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
     "bench classify": ("training.bench_classify", "classification throughput (digits/s)"),
     "bench train": ("training.bench_train", "seconds until 99.0 % MNIST test accuracy"),
+    "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade"),
+    "bench db": ("db.bench", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
 }
 
 

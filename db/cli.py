@@ -1,0 +1,75 @@
+"""`digits db ACTION`: migrate and inspect the database (settings.db_url)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = sub.add_parser("upgrade", help="run the migrations (to the newest schema by default)")
+    up.add_argument("--revision", default="head", help="target revision (default: head)")
+    sub.add_parser("current", help="show the database's revision; exit 1 if not the newest")
+    sub.add_parser("check", help="alembic check: the models agree with the migrations")
+    sub.add_parser("url", help="show the database URL in use (password hidden)")
+    down = sub.add_parser("downgrade", help="migrate down (drops tables/columns and their data)")
+    down.add_argument("revision", help="target revision, e.g. 'base' for an empty database")
+    down.add_argument(
+        "--yes-delete-data",
+        action="store_true",
+        help="required: downgrading deletes the data the dropped tables and columns hold",
+    )
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from db.migrations import MigrationError
+
+    try:
+        return _run(args, settings.db_url)
+    except (MigrationError, CommandError, SQLAlchemyError, ValueError) as exc:
+        sys.stderr.write(f"digits db {args.action}: {exc}\n")
+        return 1
+
+
+def _run(args: argparse.Namespace, url: str) -> int:
+    from db import migrations
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    out = sys.stdout.write
+    if args.action == "url":
+        out(f"{shown}\n")
+        return 0
+    if args.action == "upgrade":
+        revision = migrations.upgrade(url, args.revision)
+        out(f"{shown}: at revision {revision}\n")
+        return 0
+    if args.action == "current":
+        current, head = migrations.current_revision(url), migrations.head_revision()
+        state = "up to date" if current == head else "behind: run `digits db upgrade`"
+        out(f"{shown}: revision {current or 'none (empty)'}, newest {head} ({state})\n")
+        return 0 if current == head else 1
+    if args.action == "check":
+        migrations.check_current(url)
+        migrations.check_models(url)
+        out("models and migrations agree\n")
+        return 0
+    if args.action == "downgrade":
+        if not args.yes_delete_data:
+            sys.stderr.write(
+                "digits db downgrade deletes data; pass --yes-delete-data if that is intended\n"
+            )
+            return 2
+        revision = migrations.downgrade(url, args.revision)
+        out(f"{shown}: at revision {revision or 'base (empty)'}\n")
+        return 0
+    raise AssertionError(args.action)

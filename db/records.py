@@ -1,0 +1,147 @@
+"""Plain dataclasses passed into and out of the storage functions (no ORM state)."""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from db.errors import InvalidInput
+from db.models import CROP_BYTES, LabelSource, Reading, Split
+
+
+def as_int(value: Any, what: str) -> int:
+    """An int from ints and numpy integers; bools and floats are refused."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be an integer, got a bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InvalidInput(f"{what} must be an integer, got {value!r}") from None
+
+
+def as_unit_float(value: Any, what: str) -> float:
+    """A finite float in [0, 1] (a confidence)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
+        raise InvalidInput(f"{what} must be between 0 and 1, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class DigitRecord:
+    """One segmented digit as vision hands it over, for ``record_reading``.
+
+    ``crop`` is the 28×28 uint8 image (white digit on black), 784 bytes row-major; a
+    numpy uint8 array is accepted too. ``box`` is (x, y, w, h) in original-image pixels.
+    """
+
+    position: int
+    line: int
+    number: int
+    box: tuple[int, int, int, int]
+    crop: bytes
+    predicted: int
+    confidence: float
+
+    def validated(self) -> dict[str, Any]:
+        """Column values for a ``Digit`` row; raises InvalidInput on anything off."""
+        where = f"digit at position {self.position!r}"
+        try:
+            crop = memoryview(self.crop).tobytes()  # type: ignore[arg-type]
+        except TypeError:
+            raise InvalidInput(
+                f"{where}: crop must be bytes, got {type(self.crop).__name__}"
+            ) from None
+        if len(crop) != CROP_BYTES:
+            raise InvalidInput(
+                f"{where}: crop must be {CROP_BYTES} bytes (28×28 uint8), got {len(crop)}"
+            )
+        try:
+            box = tuple(self.box)
+        except TypeError:
+            box = ()
+        if len(box) != 4:
+            raise InvalidInput(f"{where}: box must be (x, y, w, h), got {self.box!r}")
+        x, y, w, h = (as_int(v, f"{where}: box") for v in box)
+        if x < 0 or y < 0 or w <= 0 or h <= 0:
+            raise InvalidInput(f"{where}: box must have x, y >= 0 and w, h > 0, got {self.box!r}")
+        position = as_int(self.position, "position")
+        line = as_int(self.line, f"{where}: line")
+        number = as_int(self.number, f"{where}: number")
+        if position < 0 or line < 0 or number < 0:
+            raise InvalidInput(f"{where}: position, line and number must be >= 0")
+        predicted = as_int(self.predicted, f"{where}: predicted")
+        if not 0 <= predicted <= 9:
+            raise InvalidInput(f"{where}: predicted must be 0-9, got {predicted}")
+        return {
+            "position": position,
+            "line": line,
+            "number": number,
+            "box_x": x,
+            "box_y": y,
+            "box_w": w,
+            "box_h": h,
+            "crop": crop,
+            "predicted": predicted,
+            "confidence": as_unit_float(self.confidence, f"{where}: confidence"),
+        }
+
+
+@dataclass(frozen=True)
+class LabelledDigit:
+    """A digit with a known true label, as the training loop consumes it."""
+
+    digit_id: int
+    reading_id: int
+    user_id: int  # internal id, never the Telegram id
+    label: int
+    predicted: int
+    source: LabelSource
+    split: Split
+    crop: bytes
+    created: datetime  # when the reading was made
+    labelled_at: datetime
+
+
+@dataclass(frozen=True)
+class CorrectionResult:
+    reading: Reading
+    text: str  # the correction as stored (normalised)
+    labelled: bool  # True: each digit got its label; False: digit count differs -> review
+    expected_digits: int  # digits in the corrected text
+    found_digits: int  # digits segmented in the image
+
+
+@dataclass(frozen=True)
+class UserStats:
+    known: bool
+    readings: int = 0
+    pending: int = 0
+    confirmed: int = 0
+    corrected: int = 0
+    review: int = 0
+    digits: int = 0
+    digits_labelled: int = 0
+    digits_correct: int = 0
+    training_allowed: bool = True
+    first_seen: datetime | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        """Fraction of the user's labelled digits the model read right (None: no labels)."""
+        return self.digits_correct / self.digits_labelled if self.digits_labelled else None
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    found: bool
+    readings_deleted: int = 0
+    digits_deleted: int = 0
+    # Images no remaining reading refers to: delete them with ImageStore.delete AFTER commit.
+    unreferenced_images: list[str] = field(default_factory=list)
