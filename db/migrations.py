@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from alembic.config import Config
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_LOCATION = PROJECT_ROOT / "alembic"
 INI_PATH = PROJECT_ROOT / "alembic.ini"
+
+
+# Alembic keeps its running context in module globals: one command at a time per process.
+_ALEMBIC_LOCK = threading.RLock()
 
 
 class MigrationError(RuntimeError):
@@ -101,9 +106,10 @@ def upgrade(url: str | URL, revision: str = "head") -> str | None:
     url = normalize_url(url)
     engine = _migration_engine(url)
     try:
-        before = _current(engine)
-        command.upgrade(alembic_config(engine), revision)
-        after = _current(engine)
+        with _ALEMBIC_LOCK:
+            before = _current(engine)
+            command.upgrade(alembic_config(engine), revision)
+            after = _current(engine)
         _foreign_key_check(engine)
     finally:
         engine.dispose()
@@ -116,8 +122,9 @@ def downgrade(url: str | URL, revision: str) -> str | None:
     """Migrate down to ``revision`` ("base" drops every table and all data in them)."""
     engine = _migration_engine(url)
     try:
-        command.downgrade(alembic_config(engine), revision)
-        after = _current(engine)
+        with _ALEMBIC_LOCK:
+            command.downgrade(alembic_config(engine), revision)
+            after = _current(engine)
         _foreign_key_check(engine)
     finally:
         engine.dispose()
@@ -132,7 +139,8 @@ def check_models(url: str | URL) -> None:
     """
     engine = _migration_engine(url)
     try:
-        command.check(alembic_config(engine))
+        with _ALEMBIC_LOCK:
+            command.check(alembic_config(engine))
     finally:
         engine.dispose()
 

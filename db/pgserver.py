@@ -116,7 +116,7 @@ class PostgresServer:
 
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
-            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(name), sql.Identifier(template)
             )
         with self._admin() as conn:
