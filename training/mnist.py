@@ -85,8 +85,9 @@ def _read(path: Path, *, verify: bool) -> np.ndarray:
     return parse_idx(data, name=str(path))
 
 
-def download(directory: Path, *, mirrors: tuple[str, ...] = MIRRORS) -> None:
+def download(directory: Path, *, mirrors: tuple[str, ...] | None = None) -> None:
     """Fetch missing files from torchvision's mirrors, with a progress bar, atomically."""
+    mirrors = mirrors or MIRRORS
     directory.mkdir(parents=True, exist_ok=True)
     for name, checksum in FILES.items():
         target = directory / name

@@ -107,9 +107,11 @@ def train(
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
-    x_train = torch.from_numpy(np.ascontiguousarray(train_images)).to(device)
+    x_train = torch.tensor(
+        train_images, dtype=torch.uint8, device=device
+    )  # copy: MNIST arrays are read-only
     y_train = torch.from_numpy(np.asarray(train_labels, dtype=np.int64)).to(device)
-    x_test = torch.from_numpy(np.ascontiguousarray(test_images)).to(device)
+    x_test = torch.tensor(test_images, dtype=torch.uint8, device=device)
     y_test = torch.from_numpy(np.asarray(test_labels, dtype=np.int64)).to(device)
     n = epoch_size or len(x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
