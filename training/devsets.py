@@ -52,7 +52,8 @@ def load_usps(devsets_dir: Path, split: str = "test") -> Devset:
     if split not in {"train", "test"}:
         raise ValueError("USPS split must be 'train' or 'test'")
     path = _require(Path(devsets_dir) / "usps" / f"zip.{split}.gz", f"USPS {split} split")
-    values = np.loadtxt(gzip.open(path, "rt"), dtype=np.float32)
+    with gzip.open(path, "rt") as handle:
+        values = np.loadtxt(handle, dtype=np.float32)
     if values.ndim != 2 or values.shape[1] != 257:
         raise DevsetError(f"{path}: expected 257 columns (label + 16×16), got {values.shape}")
     labels = values[:, 0].astype(np.uint8)
