@@ -1,0 +1,241 @@
+"""DigitReader: photo or scan in, `Reading` (text + per-digit details) out.
+
+The model is loaded once; `read` is stateless apart from it, so worker threads may share
+one reader. To swap models, `with_classifier` returns a new reader (or assign
+`reader.classifier`: each `read` picks the classifier up once, at its start).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vision.classifier import DigitClassifier
+from vision.decode import MAX_PAGES, MAX_PIXELS, decode_for_reading, decode_pages
+from vision.segment import (
+    MAX_SIDE,
+    Candidate,
+    Segmentation,
+    SegmentationError,
+    chain_lines,
+    merge,
+    score_candidates,
+    segment,
+    split_best,
+    split_numbers,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIDENCE_THRESHOLD = 0.8
+
+
+@dataclass
+class ReadDigit:
+    """One digit read: its label, how sure, where (original image pixels), and its crop."""
+
+    label: int
+    confidence: float
+    runner_up: int
+    runner_up_confidence: float
+    box: tuple[int, int, int, int]  # x, y, w, h in the original image
+    line: int
+    number: int  # index of the number within its line
+    crop: np.ndarray = field(repr=False)  # uint8 [28, 28], MNIST-normalised
+    low_confidence: bool = False
+
+
+@dataclass
+class Reading:
+    """What one image (or page) says: numbers on a line joined by spaces, lines by newlines."""
+
+    text: str
+    digits: list[ReadDigit]
+    width: int
+    height: int
+    elapsed_ms: float
+    page: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.digits
+
+    @property
+    def mean_confidence(self) -> float:
+        return float(np.mean([d.confidence for d in self.digits])) if self.digits else 0.0
+
+    @property
+    def min_confidence(self) -> float:
+        return float(min(d.confidence for d in self.digits)) if self.digits else 0.0
+
+    @property
+    def low_confidence(self) -> bool:
+        """True when any digit is below the reader's threshold."""
+        return any(d.low_confidence for d in self.digits)
+
+
+def _text(lines: list[list[list[Candidate]]]) -> str:
+    return "\n".join(
+        " ".join("".join(str(int(np.argmax(d.probs))) for d in number) for number in line)
+        for line in lines
+    )
+
+
+@dataclass
+class DigitReader:
+    """Reads handwritten numbers in photos and scans with one loaded `DigitClassifier`."""
+
+    classifier: DigitClassifier
+    confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
+    max_pixels: int = MAX_PIXELS
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path | DigitClassifier | None = None,
+        *,
+        device: str | None = None,
+        confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
+    ) -> DigitReader:
+        """The shipped model by default; a checkpoint path or a loaded classifier otherwise."""
+        clf = (
+            model
+            if isinstance(model, DigitClassifier)
+            else DigitClassifier.load(model, device=device)
+        )
+        return cls(clf, confidence_threshold=confidence_threshold)
+
+    def with_classifier(self, classifier: DigitClassifier) -> DigitReader:
+        """A reader with the same settings and another model (for hot-swapping)."""
+        return DigitReader(classifier, self.confidence_threshold, self.max_pixels)
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, image: np.ndarray | bytes, *, expected_digits: int | None = None) -> Reading:
+        """Read a BGR/grey uint8 array, or encoded bytes (first page of a PDF/TIFF).
+
+        With `expected_digits`, the image is re-segmented into exactly that many digits
+        (splitting the widest shape, merging the closest fragments, dropping the weakest
+        mark); when that is impossible a `SegmentationError` is raised, never a reading
+        with another count. Bad bytes raise an `ImageError` subclass.
+        """
+        start = time.perf_counter()
+        clf = self.classifier
+        if isinstance(image, bytes | bytearray | memoryview):
+            array, scale = decode_for_reading(
+                bytes(image), max_side=MAX_SIDE, max_pixels=self.max_pixels
+            )
+        else:
+            array, scale = _check_array(image), 1.0
+        return self._read_array(array, scale, clf, start, expected_digits, page=0)
+
+    def read_pages(self, data: bytes | str | Path, *, max_pages: int = MAX_PAGES) -> list[Reading]:
+        """One reading per page of a PDF or multi-page TIFF (or the single page of an image)."""
+        clf = self.classifier
+        pages = decode_pages(data, max_pixels=self.max_pixels, max_pages=max_pages)
+        out = []
+        for index, page in enumerate(pages):
+            out.append(self._read_array(page, 1.0, clf, time.perf_counter(), None, page=index))
+        return out
+
+    def _read_array(
+        self,
+        array: np.ndarray,
+        scale: float,
+        clf: DigitClassifier,
+        start: float,
+        expected_digits: int | None,
+        page: int,
+    ) -> Reading:
+        seg = segment(array, clf.classify)
+        if expected_digits is not None:
+            seg = constrain(seg, expected_digits, clf.classify)
+        height, width = (round(s * scale) for s in array.shape[:2])
+        digits = []
+        total = seg.scale * scale
+        for li, line in enumerate(seg.lines):
+            for ni, number in enumerate(line):
+                for c in number:
+                    assert c.probs is not None and c.crop is not None
+                    order = np.argsort(c.probs)[::-1]
+                    conf = float(c.probs[order[0]])
+                    x0, y0 = round(c.x * total), round(c.y * total)
+                    x1, y1 = round(c.x2 * total), round(c.y2 * total)
+                    x0, y0 = max(0, min(x0, width - 1)), max(0, min(y0, height - 1))
+                    x1, y1 = max(x0 + 1, min(x1, width)), max(y0 + 1, min(y1, height))
+                    digits.append(
+                        ReadDigit(
+                            label=int(order[0]),
+                            confidence=conf,
+                            runner_up=int(order[1]),
+                            runner_up_confidence=float(c.probs[order[1]]),
+                            box=(x0, y0, x1 - x0, y1 - y0),
+                            line=li,
+                            number=ni,
+                            crop=c.crop,
+                            low_confidence=conf < self.confidence_threshold,
+                        )
+                    )
+        elapsed = (time.perf_counter() - start) * 1000.0
+        return Reading(_text(seg.lines), digits, width, height, elapsed, page)
+
+
+def _check_array(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"read expects a numpy array or bytes, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"read expects a uint8 image, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"read expects a grey or BGR image, got shape {image.shape}")
+    if min(image.shape[:2]) < 1:
+        raise ValueError("read expects a non-empty image")
+    return image
+
+
+def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
+    """Re-segment into exactly `n` digits or raise `SegmentationError`."""
+    if n < 1:
+        raise SegmentationError("expected_digits must be at least 1")
+    cands = seg.digits
+    if not cands:
+        raise SegmentationError("No handwriting was found to split into digits.")
+    guard = 0
+    while len(cands) != n:
+        guard += 1
+        if guard > 4 * n + 20:
+            raise SegmentationError(f"Could not segment the image into {n} digits.")
+        median_h = float(np.median([c.h for c in cands]))
+        if len(cands) < n:
+            # Split the widest shape (relative to its height) into two.
+            widest = max(cands, key=lambda c: c.w / max(1, c.h))
+            pieces = split_best(widest, seg.ink, scorer, 0.0, force=2)
+            if len(pieces) < 2:
+                raise SegmentationError(f"Could not split the writing into {n} digits.")
+            cands = [c for c in cands if c is not widest] + pieces
+        else:
+            weakest = min(cands, key=lambda c: c.confidence * min(1.0, c.h / median_h))
+            if weakest.confidence * min(1.0, weakest.h / median_h) < 0.3:
+                cands = [c for c in cands if c is not weakest]
+                continue
+            ordered = sorted(cands, key=lambda c: c.x)
+            pairs = [
+                (
+                    (b.x - a.x2) / median_h + abs(a.cy - b.cy) / median_h,
+                    i,
+                )
+                for i, (a, b) in enumerate(zip(ordered[:-1], ordered[1:], strict=True))
+            ]
+            _, i = min(pairs)
+            merged = merge(ordered[i], ordered[i + 1])
+            cands = [*ordered[:i], merged, *ordered[i + 2 :]]
+        score_candidates(cands, seg.ink, scorer)
+    median_h = float(np.median([c.h for c in cands]))
+    lines = chain_lines(cands, median_h)
+    grouped = [split_numbers(line, np.zeros_like(seg.mask)) for line in lines]
+    return Segmentation(grouped, seg.scale, seg.ink, seg.mask)

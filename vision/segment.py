@@ -1,0 +1,547 @@
+"""Find the handwritten digits in a photo or scan and group them into numbers and lines.
+
+The steps, each answering something real photos contain:
+
+1. Work at a bounded resolution: large photos are shrunk, tiny crops (a 60×35 px cell of
+   a form) are enlarged so strokes are several pixels wide.
+2. Ink map: each colour channel is divided by its background (a large morphological
+   closing), which flattens uneven light and shadows and makes coloured paper white; the
+   darkest channel is kept as ink, so any pen colour shows. Light-on-dark input is
+   detected and inverted.
+3. Two thresholds with hysteresis: a firm one finds strokes, a softer one recovers their
+   faint parts.
+4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
+   that join two removed lines), and the strokes they crossed are reconnected.
+5. Components are filtered by size relative to the median digit height, fragments are
+   merged (the hat of a 5, a broken 4), touching digits are split where the classifier is
+   most confident, and digits are chained into lines by their neighbours, so slanted lines
+   survive; a large gap or a removed wall separates two numbers on one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from vision.normalize import normalize_digit
+
+log = logging.getLogger(__name__)
+
+# Working resolution: long side at most this (pixels), short side at least MIN_SIDE.
+MAX_SIDE = 1024
+MIN_SIDE = 200
+MAX_UPSCALE = 6.0
+
+# A scorer maps MNIST-normalised crops [N, 28, 28] to class probabilities [N, 10].
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+class SegmentationError(ValueError):
+    """The image cannot be segmented as asked (e.g. into exactly N digits)."""
+
+
+@dataclass
+class Candidate:
+    """One digit candidate in working coordinates: a bounding box and its ink mask."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    mask: np.ndarray  # bool [h, w]
+    probs: np.ndarray | None = None
+    crop: np.ndarray | None = None
+
+    @property
+    def x2(self) -> int:
+        return self.x + self.w
+
+    @property
+    def y2(self) -> int:
+        return self.y + self.h
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2.0
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2.0
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probs.max()) if self.probs is not None else 0.0
+
+
+@dataclass
+class Segmentation:
+    """Digits found in one image, in reading order, with the working-to-original scale."""
+
+    lines: list[list[list[Candidate]]]  # lines → numbers → digits
+    scale: float  # original pixel = working pixel × scale
+    ink: np.ndarray = field(repr=False)  # float32 working-resolution ink map
+    mask: np.ndarray = field(repr=False)  # bool working-resolution cleaned ink mask
+
+    @property
+    def digits(self) -> list[Candidate]:
+        return [d for line in self.lines for number in line for d in number]
+
+
+# --------------------------------------------------------------------------- ink map
+
+
+def working_image(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Resize to the working resolution; returns (image, original-per-working scale)."""
+    h, w = image.shape[:2]
+    factor = 1.0
+    if max(h, w) > MAX_SIDE:
+        factor = MAX_SIDE / max(h, w)
+    elif min(h, w) < MIN_SIDE:
+        factor = min(MIN_SIDE / min(h, w), MAX_UPSCALE, MAX_SIDE / max(h, w))
+    if abs(factor - 1.0) < 1e-3:
+        return image, 1.0
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, size, interpolation=interp), 1.0 / factor
+
+
+def _background(channel: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """Paper brightness under the ink: a closing (opening for light ink) at 1/4 size."""
+    h, w = channel.shape
+    small_w, small_h = max(1, w // 4), max(1, h // 4)
+    small = cv2.resize(channel, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    k = max(5, round(max(small_w, small_h) / 10)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
+    bg = cv2.morphologyEx(small, op, kernel, borderType=cv2.BORDER_REPLICATE)
+    bg = cv2.blur(bg, (3, 3))
+    return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool) -> np.ndarray:
+    ink = None
+    for ch in channels:
+        c = ch.astype(np.float32)
+        bg = _background(c, dark_ink)
+        if dark_ink:
+            v = 1.0 - c / np.maximum(bg, 8.0)
+        else:
+            v = 1.0 - (255.0 - c) / np.maximum(255.0 - bg, 8.0)
+        ink = v if ink is None else np.maximum(ink, v)
+    assert ink is not None
+    return np.clip(ink, 0.0, 1.0)
+
+
+def detect_light_ink(grey: np.ndarray) -> bool:
+    """True for light writing on a dark background (chalkboard, inverted scans)."""
+    small = cv2.resize(grey, (max(1, grey.shape[1] // 4), max(1, grey.shape[0] // 4)))
+    dark = _channel_ink([small], dark_ink=True)
+    light = _channel_ink([small], dark_ink=False)
+    dark_mass = float((dark > 0.25).mean())
+    light_mass = float((light > 0.25).mean())
+    # Background is the majority; ink deviates from it. Require a clear margin to invert.
+    return light_mass > 2.0 * dark_mass + 0.002 and float(np.median(small)) < 128
+
+
+def ink_map(image: np.ndarray) -> np.ndarray:
+    """float32 [0, 1] ink strength per pixel, background ≈ 0, whatever the lighting."""
+    channels = cv2.split(image) if image.ndim == 3 else [image]
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    dark_ink = not detect_light_ink(grey)
+    ink = _channel_ink(channels, dark_ink)
+    return cv2.GaussianBlur(ink, (3, 3), 0)
+
+
+def threshold_ink(ink: np.ndarray) -> np.ndarray:
+    """Hysteresis threshold: components of the soft mask that hold some firm ink."""
+    u8 = (ink * 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    hi = float(np.clip(otsu / 255.0, 0.18, 0.45))
+    lo = max(0.09, hi * 0.5)
+    soft = (ink > lo).astype(np.uint8)
+    n, labels = cv2.connectedComponents(soft, connectivity=8)
+    if n <= 1:
+        return soft.astype(bool)
+    firm = np.zeros(n, bool)
+    firm[np.unique(labels[ink > hi])] = True
+    firm[0] = False
+    return firm[labels]
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    return cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)[:3]
+
+
+def typical_height(mask: np.ndarray) -> float:
+    """Median height of digit-like components (lines and specks excluded)."""
+    n, _, stats = _components(mask)
+    if n <= 1:
+        return 0.0
+    w, h, area = stats[1:, 2], stats[1:, 3], stats[1:, 4]
+    ok = (h >= 6) & (area >= 15) & (w < 6 * h) & (h < 15 * np.maximum(w, 1))
+    if not ok.any():
+        return float(np.max(h))
+    hs = h[ok]
+    top = np.percentile(hs, 90)
+    hs = hs[hs >= 0.4 * top]
+    return float(np.median(hs))
+
+
+def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Remove ruled/table lines and box walls; returns (clean mask, removed vertical walls)."""
+    m = mask.astype(np.uint8)
+    H, W = m.shape
+    lh = max(15, round(1.6 * digit_h), W // 6) if digit_h else max(15, W // 4)
+    horiz = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (lh, 1)))
+    lv = max(15, round(1.8 * digit_h)) if digit_h else max(15, H // 3)
+    vert = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, lv)))
+    # A line is thin: drop "lines" that are thick blobs (a heavily inked bar of a digit).
+    max_t = max(3, round(0.3 * digit_h)) if digit_h else 3 + H // 20
+    horiz = _thin_only(horiz, max_t, axis=0)
+    vert = _thin_only(vert, max_t, axis=1)
+    lines = (horiz | vert).astype(bool)
+    if not lines.any():
+        return mask, np.zeros_like(mask)
+    clean = mask & ~lines
+    # Short walls of boxes: thin vertical pieces joining two horizontal lines.
+    walls = np.zeros_like(mask)
+    if horiz.any():
+        hb = cv2.dilate(horiz, np.ones((5, 3), np.uint8)).astype(bool)
+        n, labels, stats = _components(clean)
+        for i in range(1, n):
+            x, y, w, h, _ = stats[i]
+            if h < 4 or w > 0.35 * h:
+                continue
+            top = hb[max(0, y - 2) : y + 2, x : x + w].any()
+            bottom = hb[max(0, y + h - 2) : min(H, y + h + 2), x : x + w].any()
+            if top and bottom:
+                walls[labels == i] = True
+        clean &= ~walls
+    # Reconnect strokes the lines crossed: close gaps only where ink lies on both sides.
+    t = max(3, max_t + 2)
+    if horiz.any():
+        bridged = cv2.morphologyEx(
+            clean.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((t, 1), np.uint8)
+        ).astype(bool)
+        clean |= bridged & horiz.astype(bool)
+    if vert.any():
+        bridged = cv2.morphologyEx(
+            clean.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((1, t), np.uint8)
+        ).astype(bool)
+        clean |= bridged & vert.astype(bool)
+    return clean, walls | vert.astype(bool)
+
+
+def _thin_only(lines: np.ndarray, max_t: int, axis: int) -> np.ndarray:
+    """Keep components of a line mask whose thickness (across the line) is ≤ max_t."""
+    n, labels, stats = _components(lines)
+    if n <= 1:
+        return lines
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        w, h, area = stats[i, 2], stats[i, 3], stats[i, 4]
+        length = w if axis == 0 else h
+        keep[i] = area / max(length, 1) <= max_t
+    return np.where(keep[labels], 1, 0).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _candidates_from_mask(mask: np.ndarray) -> list[Candidate]:
+    n, labels, stats = _components(mask)
+    out = []
+    for i in range(1, n):
+        x, y, w, h, _ = (int(v) for v in stats[i])
+        out.append(Candidate(x, y, w, h, labels[y : y + h, x : x + w] == i))
+    return out
+
+
+def merge(a: Candidate, b: Candidate) -> Candidate:
+    """The union of two candidates."""
+    x, y = min(a.x, b.x), min(a.y, b.y)
+    x2, y2 = max(a.x2, b.x2), max(a.y2, b.y2)
+    m = np.zeros((y2 - y, x2 - x), bool)
+    m[a.y - y : a.y2 - y, a.x - x : a.x2 - x] |= a.mask
+    m[b.y - y : b.y2 - y, b.x - x : b.x2 - x] |= b.mask
+    return Candidate(x, y, x2 - x, y2 - y, m)
+
+
+def _x_overlap(a: Candidate, b: Candidate) -> float:
+    """Horizontal overlap as a fraction of the narrower box."""
+    inter = min(a.x2, b.x2) - max(a.x, b.x)
+    return inter / max(1, min(a.w, b.w))
+
+
+def _merge_fragments(cands: list[Candidate], digit_h: float) -> list[Candidate]:
+    """Merge strokes of one digit: stacked pieces whose union is still one digit tall."""
+    changed = True
+    while changed:
+        changed = False
+        cands.sort(key=lambda c: c.area)
+        for i, a in enumerate(cands):
+            best, best_gap = None, None
+            for j, b in enumerate(cands):
+                if i == j:
+                    continue
+                ov = _x_overlap(a, b)
+                if ov < 0.3:
+                    continue
+                gap = max(a.y, b.y) - min(a.y2, b.y2)
+                union_h = max(a.y2, b.y2) - min(a.y, b.y)
+                union_w = max(a.x2, b.x2) - min(a.x, b.x)
+                if gap > 0.35 * digit_h or union_h > 1.4 * digit_h:
+                    continue
+                if union_w > 1.1 * union_h and min(a.h, b.h) > 0.5 * digit_h:
+                    continue
+                if best_gap is None or gap < best_gap:
+                    best, best_gap = j, gap
+            if best is not None:
+                b = cands[best]
+                merged = merge(a, b)
+                cands = [c for k, c in enumerate(cands) if k not in (i, best)] + [merged]
+                changed = True
+                break
+    return cands
+
+
+def _drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -> list[Candidate]:
+    H, W = shape
+    out = []
+    for c in cands:
+        if c.h < 0.4 * digit_h:
+            continue  # specks, dashes, dots
+        if c.h > 3.0 * digit_h and c.w < 0.2 * c.h:
+            continue  # a leftover vertical rule
+        edge = c.x <= 1 or c.x2 >= W - 1 or c.y <= 1 or c.y2 >= H - 1
+        if edge and (c.w > 8 * c.h or c.h > 12 * c.w):
+            continue  # a thin remnant of a frame at the border
+        if edge and c.h <= 0.6 * digit_h and c.w <= 0.6 * digit_h:
+            continue  # a fragment cut by the frame border
+        fill = c.area / max(1, c.w * c.h)
+        if fill > 0.85 and c.w > 0.5 * digit_h and c.h > 0.5 * digit_h:
+            continue  # a solid blob: a shadow or a stain, not a stroke
+        out.append(c)
+    return out
+
+
+# --------------------------------------------------------------------------- crops
+
+
+def crop_for(cand: Candidate, ink: np.ndarray) -> np.ndarray:
+    """MNIST-normalised 28×28 crop of one candidate: its soft ink under its (grown) mask."""
+    pad = 2
+    H, W = ink.shape
+    x0, y0 = max(0, cand.x - pad), max(0, cand.y - pad)
+    x1, y1 = min(W, cand.x2 + pad), min(H, cand.y2 + pad)
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    m[cand.y - y0 : cand.y2 - y0, cand.x - x0 : cand.x2 - x0] = cand.mask
+    m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+    region = ink[y0:y1, x0:x1] * m
+    # Soft ink values, stretched so firm strokes saturate like MNIST's.
+    strong = region[region > 0.05]
+    peak = float(np.percentile(strong, 90)) if strong.size else 1.0
+    region = np.clip(region / max(peak, 1e-3), 0.0, 1.0)
+    return normalize_digit(region)
+
+
+def score_candidates(cands: list[Candidate], ink: np.ndarray, scorer: Scorer) -> None:
+    """Fill in crop and probs for candidates that lack them (one batched classifier call)."""
+    todo = [c for c in cands if c.probs is None]
+    if not todo:
+        return
+    crops = np.stack([crop_for(c, ink) for c in todo])
+    probs = scorer(crops)
+    for c, crop, p in zip(todo, crops, probs, strict=True):
+        c.crop, c.probs = crop, p
+
+
+def _cut(cand: Candidate, cols: Sequence[int]) -> list[Candidate] | None:
+    """Split a candidate at the given columns (relative to its box) into tight pieces."""
+    pieces = []
+    edges = [0, *cols, cand.w]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        sub = cand.mask[:, a:b]
+        ys, xs = np.nonzero(sub)
+        if ys.size == 0:
+            return None
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        pieces.append(
+            Candidate(cand.x + a + x0, cand.y + y0, x1 - x0, y1 - y0, sub[y0:y1, x0:x1].copy())
+        )
+    return pieces
+
+
+def split_options(cand: Candidate, k: int, max_options: int = 4) -> list[list[Candidate]]:
+    """Ways to cut a candidate into k pieces at low-ink columns near even spacing."""
+    proj = cand.mask.sum(axis=0).astype(np.float32)
+    proj = np.convolve(proj, np.ones(3) / 3, mode="same")
+    options = []
+    w = cand.w
+    if k == 2:
+        lo, hi = round(0.25 * w), round(0.75 * w)
+        if hi - lo < 2:
+            return []
+        cols = np.arange(lo, hi)
+        # Prefer thin columns, a little prefer the middle.
+        cost = proj[cols] + 0.15 * cand.h * np.abs(cols - w / 2) / w
+        order = np.argsort(cost)
+        chosen: list[int] = []
+        for c in order:
+            if all(abs(int(cols[c]) - p) > max(2, w // 12) for p in chosen):
+                chosen.append(int(cols[c]))
+            if len(chosen) >= max_options:
+                break
+        for c in chosen:
+            pieces = _cut(cand, [c])
+            if pieces:
+                options.append(pieces)
+    else:
+        cuts = []
+        for j in range(1, k):
+            centre = j * w / k
+            lo, hi = round(centre - 0.15 * w / k * 2), round(centre + 0.15 * w / k * 2)
+            lo, hi = max(1, lo), min(w - 1, hi)
+            if hi <= lo:
+                return []
+            cuts.append(lo + int(np.argmin(proj[lo:hi])))
+        pieces = _cut(cand, cuts)
+        if pieces:
+            options.append(pieces)
+    return options
+
+
+def _split_touching(
+    cands: list[Candidate], digit_h: float, digit_w: float, ink: np.ndarray, scorer: Scorer
+) -> list[Candidate]:
+    """Split candidates too wide for one digit where the classifier agrees best."""
+    out = []
+    for c in cands:
+        aspect = c.w / max(1, c.h)
+        wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
+        if not wide:
+            out.append(c)
+            continue
+        best = split_best(c, ink, scorer, digit_w)
+        out.extend(best)
+    return out
+
+
+def split_best(
+    c: Candidate, ink: np.ndarray, scorer: Scorer, digit_w: float, force: int | None = None
+) -> list[Candidate]:
+    """The best of: the whole candidate, or cuts into 2 or 3 pieces (by classifier score)."""
+    aspect = c.w / max(1, c.h)
+    options: list[list[Candidate]] = [] if force else [[c]]
+    ks = [force] if force else ([2, 3] if aspect > 1.5 else [2])
+    for k in ks:
+        options.extend(split_options(c, k))
+    if not options:
+        return [c]
+    flat = [p for opt in options for p in opt]
+    score_candidates(flat, ink, scorer)
+    best, best_score = options[0], -1e9
+    for opt in options:
+        confs = np.array([p.confidence for p in opt])
+        score = float(np.mean(np.log(np.maximum(confs, 1e-6))))
+        # Pieces narrower than a third of their height are rarely digits (except 1s).
+        if len(opt) == 1:
+            # The whole must beat the cut clearly when it is very wide.
+            score -= 0.25 * max(0.0, aspect - 1.1)
+        if any(p.w < 0.15 * c.h for p in opt) and len(opt) > 1:
+            score -= 0.5
+        if score > best_score:
+            best, best_score = opt, score
+    return best
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def chain_lines(cands: list[Candidate], digit_h: float) -> list[list[Candidate]]:
+    """Chain digits into lines by nearest right-hand neighbour at a similar height."""
+    lines: list[list[Candidate]] = []
+    for c in sorted(cands, key=lambda c: c.x):
+        best, best_cost = None, None
+        for line in lines:
+            last = line[-1]
+            gap = c.x - last.x2
+            ref_h = max(last.h, c.h, 0.5 * digit_h)
+            dy = abs(c.cy - last.cy)
+            if (
+                dy > 0.55 * ref_h
+                or gap > 4.0 * max(digit_h, ref_h)
+                or gap < -0.6 * min(c.w, last.w)
+            ):
+                continue
+            cost = dy + 0.25 * max(gap, 0)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = line, cost
+        if best is None:
+            lines.append([c])
+        else:
+            best.append(c)
+    lines.sort(key=lambda line: float(np.median([c.cy for c in line])))
+    return lines
+
+
+def split_numbers(line: list[Candidate], walls: np.ndarray) -> list[list[Candidate]]:
+    """Cut a line into numbers at large gaps or at removed walls between digits."""
+    if len(line) < 2:
+        return [line]
+    h = float(np.median([c.h for c in line]))
+    gaps = [b.x - a.x2 for a, b in zip(line[:-1], line[1:], strict=True)]
+    ref = max(float(np.percentile(gaps, 25)), 0.15 * h)
+    numbers = [[line[0]]]
+    for a, b, gap in zip(line[:-1], line[1:], gaps, strict=True):
+        wall = False
+        if gap > 0 and walls.any():
+            y0, y1 = round(min(a.y, b.y)), round(max(a.y2, b.y2))
+            wall = bool(walls[y0:y1, a.x2 : b.x].any())
+        if wall or gap > max(0.6 * h, 3.0 * ref):
+            numbers.append([b])
+        else:
+            numbers[-1].append(b)
+    return numbers
+
+
+# --------------------------------------------------------------------------- main
+
+
+def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
+    """Find, clean, split and group the digits of a BGR or grey uint8 image."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    work, scale = working_image(image)
+    ink = ink_map(work)
+    mask = threshold_ink(ink)
+    digit_h = typical_height(mask)
+    if digit_h <= 0:
+        return Segmentation([], scale, ink, mask)
+    clean, walls = remove_rules(mask, digit_h)
+    cands = _candidates_from_mask(clean)
+    digit_h = typical_height(clean) or digit_h
+    cands = [c for c in cands if c.h >= 0.25 * digit_h or c.w >= 0.25 * digit_h]
+    cands = _merge_fragments(cands, digit_h)
+    cands = _drop_noise(cands, digit_h, clean.shape)
+    if not cands:
+        return Segmentation([], scale, ink, clean)
+    digit_h = float(np.median([c.h for c in cands]))
+    narrow = [c.w for c in cands if c.w < c.h]
+    digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
+    cands = _split_touching(cands, digit_h, digit_w, ink, scorer)
+    score_candidates(cands, ink, scorer)
+    lines = chain_lines(cands, digit_h)
+    grouped = [split_numbers(line, walls) for line in lines]
+    return Segmentation(grouped, scale, ink, clean)
