@@ -107,9 +107,8 @@ def train(
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
-    x_train = torch.tensor(
-        train_images, dtype=torch.uint8, device=device
-    )  # copy: MNIST arrays are read-only
+    # torch.tensor copies: the MNIST arrays are read-only views of the decompressed files.
+    x_train = torch.tensor(train_images, dtype=torch.uint8, device=device)
     y_train = torch.from_numpy(np.asarray(train_labels, dtype=np.int64)).to(device)
     x_test = torch.tensor(test_images, dtype=torch.uint8, device=device)
     y_test = torch.from_numpy(np.asarray(test_labels, dtype=np.int64)).to(device)
