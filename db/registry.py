@@ -78,6 +78,10 @@ def register_model_version(
     version = _version_name(version)
     try:
         wanted = ModelStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in ModelStatus)
+        raise InvalidInput(f"model status must be one of {choices}, got {status!r}") from None
+    try:
         sha = check_sha256(str(sha256).lower())
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
@@ -216,7 +220,8 @@ def finish_training_run(
     try:
         final = RunStatus(status)
     except ValueError:
-        raise InvalidInput(f"unknown run status {status!r}") from None
+        choices = ", ".join(s.value for s in RunStatus if s is not RunStatus.RUNNING)
+        raise InvalidInput(f"run status must be one of {choices}, got {status!r}") from None
     if final is RunStatus.RUNNING:
         raise InvalidInput("finish_training_run needs a final status, not 'running'")
     counts = []
