@@ -123,9 +123,8 @@ class DigitClassifier:
         out = np.empty((len(images), 10), np.float32)
         with self._lock, torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                chunk = torch.from_numpy(
-                    np.ascontiguousarray(images[start : start + self.batch_size])
-                )
+                # A small copy: inputs may be read-only views (torch warns on those).
+                chunk = torch.from_numpy(np.array(images[start : start + self.batch_size]))
                 x = preprocess(chunk.to(self.device))
                 if self.device.type == "cpu":
                     x = x.contiguous(memory_format=torch.channels_last)
