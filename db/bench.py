@@ -12,6 +12,7 @@ import argparse
 import concurrent.futures as cf
 import contextlib
 import json
+import logging
 import multiprocessing
 import random
 import statistics
@@ -363,6 +364,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     if args.writers < 1 or args.seconds <= 0:
         sys.stderr.write("--writers must be >= 1 and --seconds > 0\n")
         return 2
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="digits-bench-") as tmp:

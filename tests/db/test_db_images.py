@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
-import subprocess
-import sys
+import signal
 import threading
 from pathlib import Path
 
@@ -14,12 +14,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import (
+    DigitRecord,
     ImageCorrupt,
     ImageNotFound,
     ImageStore,
     Reading,
     User,
     get_reading,
+    make_engine,
+    make_session_factory,
     record_reading,
     session_scope,
 )
@@ -118,43 +121,52 @@ def test_concurrent_reader_never_sees_a_partial_file(tmp_path: Path) -> None:
     assert problems == [] and sorted(seen) == sorted(shas)
 
 
-_CHILD = r"""
-import os, signal, sys
-from pathlib import Path
-from db import DigitRecord, ImageStore, make_engine, make_session_factory, record_reading
-
-url, root, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-store = ImageStore(Path(root))
-data = b"\xff\xd8\xff" + bytes(range(256)) * 4096  # 1 MiB
-if mode == "mid-write":
-    real_write = os.write
-    def dying_write(fd, chunk):
-        real_write(fd, bytes(chunk[: len(chunk) // 2]))
-        os.kill(os.getpid(), signal.SIGKILL)
-    os.write = dying_write
-stored = store.put(data)
-print(stored.sha256, flush=True)
-engine = make_engine(url)
-session = make_session_factory(engine)()
-record_reading(
-    session, telegram_id=1, chat_id=1, message_id=1, file_unique_id="f",
-    image_sha256=stored.sha256, image_path=str(stored.path), width=10, height=10,
-    model_version="v1", text="7",
-    digits=[DigitRecord(0, 0, 0, (0, 0, 5, 5), bytes(784), 7, 0.9)], elapsed_ms=1.0,
-)
-session.flush()  # the rows are in the open transaction, the write lock is held ...
-os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies before commit
-"""
+DATA = b"\xff\xd8\xff" + bytes(range(256)) * 4096  # 1 MiB
+DATA_SHA = hashlib.sha256(DATA).hexdigest()
 
 
-def _crash(db_url: str, root: Path, mode: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _CHILD, db_url, str(root), mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+def _child(url: str, root: str, mode: str) -> None:
+    """Runs in a forked process that dies (SIGKILL) at the worst moment."""
+    store = ImageStore(Path(root))
+    if mode == "mid-write":
+        real_write = os.write
+
+        def dying_write(fd: int, chunk: bytes) -> int:
+            real_write(fd, bytes(chunk[: len(chunk) // 2]))
+            os.kill(os.getpid(), signal.SIGKILL)
+            return 0
+
+        os.write = dying_write  # type: ignore[assignment]
+    stored = store.put(DATA)
+    engine = make_engine(url)
+    session = make_session_factory(engine)()
+    record_reading(
+        session,
+        telegram_id=1,
+        chat_id=1,
+        message_id=1,
+        file_unique_id="f",
+        image_sha256=stored.sha256,
+        image_path=str(stored.path),
+        width=10,
+        height=10,
+        model_version="v1",
+        text="7",
+        digits=[DigitRecord(0, 0, 0, (0, 0, 5, 5), bytes(784), 7, 0.9)],
+        elapsed_ms=1.0,
     )
+    session.flush()  # the rows are in the open transaction, the write lock is held ...
+    os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies before commit
+
+
+def _crash(db_url: str, root: Path, mode: str) -> int | None:
+    # fork, not a fresh interpreter: the child starts in milliseconds
+    proc = multiprocessing.get_context("fork").Process(
+        target=_child, args=(db_url, str(root), mode)
+    )
+    proc.start()
+    proc.join(timeout=120)
+    return proc.exitcode
 
 
 def _counts(factory: sessionmaker[Session]) -> tuple[int, int]:
@@ -168,9 +180,8 @@ def test_crash_after_image_write_before_commit(
     db_url: str, factory: sessionmaker[Session], tmp_path: Path, reading_kwargs
 ) -> None:
     root = tmp_path / "images"
-    proc = _crash(db_url, root, "before-commit")
-    assert proc.returncode == -9, proc.stderr
-    sha = proc.stdout.strip()
+    assert _crash(db_url, root, "before-commit") == -signal.SIGKILL
+    sha = DATA_SHA
     assert _counts(factory) == (0, 0)  # no orphan row (not even the user)
     store = ImageStore(root)
     assert hashlib.sha256(store.read(sha)).hexdigest() == sha  # the file is whole
@@ -188,13 +199,10 @@ def test_crash_while_writing_the_image(
     db_url: str, factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     root = tmp_path / "images"
-    proc = _crash(db_url, root, "mid-write")
-    assert proc.returncode == -9, proc.stderr
-    assert proc.stdout == ""  # died inside put()
+    assert _crash(db_url, root, "mid-write") == -signal.SIGKILL
     assert _counts(factory) == (0, 0)
     store = ImageStore(root)
-    data = b"\xff\xd8\xff" + bytes(range(256)) * 4096
-    sha = hashlib.sha256(data).hexdigest()
+    data, sha = DATA, DATA_SHA
     # half a file exists, but only as a hidden temporary file, never at the final path
     partial = list(root.rglob(".*.tmp"))
     assert len(partial) == 1 and 0 < partial[0].stat().st_size < len(data)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -67,13 +66,13 @@ def test_naming_convention_names_constraints(db_url: str) -> None:
 
 def test_two_processes_upgrading_at_once(empty_db_url: str) -> None:
     """The bot and the learning loop may both migrate at start: neither may fail."""
-    code = "import sys, db; db.upgrade(sys.argv[1])"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", code, empty_db_url], stderr=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    outcomes = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs]
-    assert [rc for rc, _ in outcomes] == [0, 0], outcomes
+    ctx = multiprocessing.get_context("fork")  # fork: no second interpreter start-up
+    procs = [ctx.Process(target=db.upgrade, args=(empty_db_url,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
     assert db.is_current(empty_db_url)
 
 
