@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench classify": ("training.bench_classify", "classification throughput (digits/s)"),
     "bench train": ("training.bench_train", "seconds until 99.0 % MNIST test accuracy"),
     "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade"),
+    "bot": ("bot.cli", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
     "bench db": ("db.bench", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
 }
 

@@ -79,6 +79,11 @@ class Settings:
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
     webhook_secret: str = ""
+    # How often the bot checks the database for a newly activated model (0: never).
+    model_check_interval_s: float = 30.0
+    # Updates handled at once (photos in flight); the reading itself uses vision_workers.
+    bot_concurrent_updates: int = 64
+    vision_workers: int = 0  # 0: one per CPU core
     # Learning loop
     retrain_time: str = "03:00"
     retrain_enabled: bool = True
@@ -135,6 +140,9 @@ class Settings:
             webhook_listen=_env("DIGITS_WEBHOOK_LISTEN", "0.0.0.0"),
             webhook_port=int(_number("DIGITS_WEBHOOK_PORT", 8443, int)),
             webhook_secret=_env("DIGITS_WEBHOOK_SECRET"),
+            model_check_interval_s=_number("DIGITS_MODEL_CHECK_INTERVAL_S", 30.0),
+            bot_concurrent_updates=int(_number("DIGITS_BOT_CONCURRENT_UPDATES", 64, int)),
+            vision_workers=int(_number("DIGITS_VISION_WORKERS", 0, int)),
             retrain_time=_env("DIGITS_RETRAIN_TIME", "03:00"),
             retrain_enabled=_flag("DIGITS_RETRAIN_ENABLED", True),
             retrain_min_new_labels=int(_number("DIGITS_RETRAIN_MIN_NEW_LABELS", 200, int)),

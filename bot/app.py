@@ -1,0 +1,229 @@
+"""Build the Application ``digits bot`` runs, and run it (polling or webhook).
+
+``build_application(settings)`` is used unchanged by ``digits bot`` and by the tests,
+which point ``TELEGRAM_API_BASE_URL``/``TELEGRAM_FILE_BASE_URL`` at a fake server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+import db
+from bot import handlers, texts
+from bot.handlers import BotResources
+from bot.jobs import DIGITS, CommandRunner
+from bot.models import ModelManager
+from bot.ratelimit import RateLimiter
+from digits.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+RESOURCES = "digits"
+MISSING_TOKEN = texts.MISSING_TOKEN
+
+
+def parse_retrain_time(raw: str) -> dt.time | None:
+    """``HH:MM`` (UTC) for the daily retraining; ``off``/empty for none."""
+    raw = raw.strip().lower()
+    if raw in {"", "off", "none", "never", "false", "0"}:
+        return None
+    try:
+        hours, minutes = (int(part) for part in raw.split(":", 1))
+        return dt.time(hours, minutes, tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise SettingsError(f"DIGITS_RETRAIN_TIME must be HH:MM (UTC) or off, got {raw!r}") from exc
+
+
+def build_application(
+    settings: Settings,
+    *,
+    retrain_argv: tuple[str, ...] | None = None,
+    export_argv: tuple[str, ...] | None = None,
+) -> Application:
+    """The bot, handlers registered; resources are created in ``post_init``.
+
+    ``retrain_argv``/``export_argv`` replace the ``digits retrain``/``digits export``
+    command lines (tests use that to run a test double where the command is missing).
+    """
+    if not settings.telegram_token:
+        raise SettingsError(MISSING_TOKEN)
+    retrain_time = parse_retrain_time(settings.retrain_time) if settings.retrain_enabled else None
+
+    async def post_init(app: Application) -> None:
+        await _post_init(app, settings, retrain_argv, export_argv, retrain_time)
+
+    app = (
+        Application.builder()
+        .token(settings.telegram_token)
+        .base_url(settings.api_base_url)  # PTB appends the token
+        .base_file_url(settings.file_base_url)
+        .concurrent_updates(max(1, settings.bot_concurrent_updates))
+        .connection_pool_size(max(8, settings.bot_concurrent_updates * 2))
+        .pool_timeout(30.0)
+        .post_init(post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    _add_handlers(app)
+    return app
+
+
+def _add_handlers(app: Application) -> None:
+    commands = {
+        "start": handlers.start,
+        "help": handlers.start,
+        "stats": handlers.stats,
+        "privacy": handlers.privacy,
+        "forget": handlers.forget,
+        "modelinfo": handlers.modelinfo,
+        "retrain": handlers.retrain,
+        "export": handlers.export,
+    }
+    for name, callback in commands.items():
+        app.add_handler(CommandHandler(name, callback))
+    app.add_handler(MessageHandler(filters.COMMAND, handlers.unknown_command))
+    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, handlers.text))
+    app.add_handler(MessageHandler(filters.Sticker.ALL, handlers.sticker))
+    app.add_handler(MessageHandler(filters.VOICE | filters.AUDIO, handlers.voice))
+    app.add_handler(CallbackQueryHandler(handlers.button))
+    app.add_handler(MessageHandler(filters.ALL, handlers.other))
+    app.add_error_handler(handlers.error)
+
+
+async def _post_init(
+    app: Application,
+    settings: Settings,
+    retrain_argv: tuple[str, ...] | None,
+    export_argv: tuple[str, ...] | None,
+    retrain_time: dt.time | None,
+) -> None:
+    """Migrate, open the database, load the model once, register commands and jobs."""
+    url = settings.db_url
+    await asyncio.to_thread(db.upgrade, url)
+    engine = await asyncio.to_thread(db.make_engine, url)
+    sessions = db.make_session_factory(engine)
+    models = ModelManager(sessions, default_path=settings.model_path, data_dir=settings.data_dir)
+    await models.refresh()
+    workers = settings.vision_workers or os.cpu_count() or 2
+    resources = BotResources(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        images=db.ImageStore(settings.images_dir if settings.store_images else None),
+        models=models,
+        limiter=RateLimiter(settings.rate_limit_per_minute),
+        vision_pool=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vision"),
+        retrain=CommandRunner(retrain_argv or (*DIGITS, "retrain"), "retraining"),
+        export=CommandRunner(export_argv or (*DIGITS, "export"), "export"),
+    )
+    app.bot_data[RESOURCES] = resources
+    await _register_commands(app, settings)
+    jobs = app.job_queue
+    if jobs is not None:
+        if settings.model_check_interval_s > 0:
+            jobs.run_repeating(
+                handlers.refresh_model,
+                interval=settings.model_check_interval_s,
+                first=settings.model_check_interval_s,
+                name="model-refresh",
+            )
+        if retrain_time is not None:
+            jobs.run_daily(handlers.scheduled_retrain, time=retrain_time, name="retrain")
+            log.info("retraining scheduled daily at %s UTC", retrain_time.strftime("%H:%M"))
+    log.info(
+        "bot ready: model %s, database %s", models.current.version, engine.url.render_as_string()
+    )
+
+
+async def _register_commands(app: Application, settings: Settings) -> None:
+    public = [BotCommand(name, description) for name, description in texts.COMMANDS]
+    admin = public + [BotCommand(n, d) for n, d in texts.ADMIN_COMMANDS]
+    await app.bot.set_my_commands(public, scope=BotCommandScopeDefault())
+    for admin_id in sorted(settings.admin_ids):
+        try:  # fails for an admin who has never talked to the bot: not fatal
+            await app.bot.set_my_commands(admin, scope=BotCommandScopeChat(admin_id))
+        except TelegramError as exc:
+            log.warning("could not register admin commands for %s: %s", admin_id, exc)
+
+
+async def _post_shutdown(app: Application) -> None:
+    resources: BotResources | None = app.bot_data.pop(RESOURCES, None)
+    if resources is None:
+        return
+    for task in list(resources.background):
+        task.cancel()
+    if resources.background:
+        await asyncio.gather(*resources.background, return_exceptions=True)
+    await asyncio.to_thread(resources.vision_pool.shutdown, True)
+    await asyncio.to_thread(resources.engine.dispose)
+
+
+@contextlib.asynccontextmanager
+async def running(app: Application, *, poll_timeout: float = 10.0) -> AsyncIterator[Application]:
+    """Run ``app`` with long polling inside an event loop that is already running.
+
+    The same steps, in the same order, as ``Application.run_polling`` (which owns its
+    loop and signals, so tests and embedders use this instead).
+    """
+    await app.initialize()
+    try:
+        if app.post_init is not None:
+            await app.post_init(app)
+        assert app.updater is not None
+        await app.updater.start_polling(
+            poll_interval=0.0, timeout=int(poll_timeout), allowed_updates=Update.ALL_TYPES
+        )
+        await app.start()
+        try:
+            yield app
+        finally:
+            if app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+    finally:
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+
+
+def run(settings: Settings) -> None:
+    """Run until interrupted: a webhook when ``DIGITS_WEBHOOK_URL`` is set, else polling."""
+    app = build_application(settings)
+    if settings.webhook_url:
+        path = urlsplit(settings.webhook_url).path.lstrip("/")
+        log.info(
+            "webhook mode: listening on %s:%d/%s",
+            settings.webhook_listen,
+            settings.webhook_port,
+            path,
+        )
+        app.run_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=path,
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret or None,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        log.info("long polling mode")
+        app.run_polling(allowed_updates=Update.ALL_TYPES)

@@ -1,0 +1,125 @@
+"""Retraining and export run as ``digits`` subprocesses, never inside the event loop.
+
+The training code is not imported here: it runs in its own process (own memory, own
+crash), and ``digits retrain`` takes its own crash-safe file lock so two runs never
+overlap even across restarts or bot instances. ``CommandRunner`` adds the in-process
+half: while its subprocess runs, a second start is refused instead of queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DIGITS = (sys.executable, "-m", "digits.cli")
+_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a subprocess ended: exit code, its final JSON summary line, its output tail."""
+
+    returncode: int
+    summary: dict[str, Any] | None
+    stdout_tail: str
+    stderr_tail: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def describe(self) -> str:
+        """One short line for a chat message."""
+        if self.summary:
+            message = self.summary.get("message") or self.summary.get("outcome")
+            if isinstance(message, str) and message:
+                return message[:500]
+            return json.dumps(self.summary, sort_keys=True)[:500]
+        tail = (self.stderr_tail or self.stdout_tail).strip().splitlines()
+        return (tail[-1] if tail else "no output")[:500]
+
+
+def last_json_line(text: str) -> dict[str, Any] | None:
+    """The last line of ``text`` that is a JSON object (the command's summary)."""
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                value = json.loads(line)
+                if isinstance(value, dict):
+                    return value
+    return None
+
+
+@dataclass
+class CommandRunner:
+    """Runs one subprocess at a time; ``run`` returns None when one is already running."""
+
+    argv: Sequence[str]
+    name: str
+    timeout_s: float = 6 * 3600.0
+    env: dict[str, str] | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    runs: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, *extra: str) -> Outcome | None:
+        if self._lock.locked():  # checked and taken with no await between: atomic
+            log.info("%s already running; not starting another", self.name)
+            return None
+        async with self._lock:
+            self.runs += 1
+            return await self._run([*self.argv, *extra])
+
+    async def _run(self, argv: list[str]) -> Outcome:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        log.info("starting %s: %s", self.name, " ".join(argv))
+        env = {**os.environ, **(self.env or {})}
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), self.timeout_s)
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        stdout = out.decode("utf-8", "replace")
+        stderr = err.decode("utf-8", "replace")
+        code = process.returncode if process.returncode is not None else -1
+        outcome = Outcome(
+            returncode=code,
+            summary=last_json_line(stdout),
+            stdout_tail=stdout[-_TAIL:],
+            stderr_tail=stderr[-_TAIL:],
+            seconds=loop.time() - started,
+        )
+        level = logging.INFO if outcome.ok else logging.WARNING
+        log.log(
+            level,
+            "%s exited %d after %.1fs: %s",
+            self.name,
+            code,
+            outcome.seconds,
+            outcome.describe(),
+        )
+        return outcome

@@ -1,0 +1,140 @@
+"""The reader the bot reads with, and its hot swap when another model is activated.
+
+The active model is whatever the database's model-versions table marks active (the
+shipped default when none is). ``ModelManager.refresh`` compares that with the loaded
+version and, when they differ, loads the new model off the event loop and replaces one
+reference. A request takes ``manager.current`` once and reads with it to the end, so a
+request in flight finishes on the model it started with and none is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+import db
+
+log = logging.getLogger(__name__)
+
+# Do not retry a model file that failed to load more often than this.
+RETRY_FAILED_S = 300.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A reader and the version it reads with, swapped together as one reference."""
+
+    reader: Any  # vision.DigitReader
+    version: str
+    path: str
+    from_db: bool
+
+
+def _load_reader(path: Path | None) -> Any:
+    from vision.classifier import DigitClassifier
+    from vision.reader import DigitReader
+
+    classifier = DigitClassifier.load(path)
+    return DigitReader.load(model=classifier)
+
+
+class ModelManager:
+    """Holds the current reader; ``refresh`` swaps in the database's active model."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        default_path: Path | None = None,
+        data_dir: Path | None = None,
+        loader: Callable[[Path | None], Any] = _load_reader,
+    ) -> None:
+        self._session_factory = session_factory
+        self._default_path = default_path
+        self._data_dir = data_dir
+        self._loader = loader
+        self._current: LoadedModel | None = None
+        self._lock = asyncio.Lock()
+        self._failed: dict[str, float] = {}
+        self.swaps = 0
+
+    @property
+    def current(self) -> LoadedModel:
+        """The model to read with now (take it once per request)."""
+        if self._current is None:
+            raise RuntimeError("no model loaded yet: call ModelManager.refresh() first")
+        return self._current
+
+    def _resolve(self, raw: str) -> Path:
+        path = Path(raw)
+        if path.is_absolute() or path.exists() or self._data_dir is None:
+            return path
+        for base in (self._data_dir, self._data_dir / "models"):
+            if (base / path).exists():
+                return base / path
+        return path
+
+    def _active(self) -> tuple[str, str] | None:
+        with self._session_factory() as session:
+            active = db.active_model_version(session)
+            return (active.version, active.path) if active is not None else None
+
+    def _load(self, wanted: tuple[str, str] | None) -> LoadedModel:
+        if wanted is None:
+            reader = self._loader(self._default_path)
+            version = getattr(getattr(reader, "classifier", None), "version", None)
+            path = str(self._default_path or "shipped default")
+            return LoadedModel(reader, str(version or "default"), path, from_db=False)
+        version, raw = wanted
+        path = self._resolve(raw)
+        return LoadedModel(self._loader(path), version, str(path), from_db=True)
+
+    async def refresh(self) -> bool:
+        """Load the active model if it is not the loaded one; True when it swapped.
+
+        A model that fails to load is logged and the current one is kept (a bad
+        checkpoint must not take the bot down); it is retried after a while.
+        """
+        async with self._lock:
+            wanted = await asyncio.to_thread(self._active)
+            current = self._current
+            if current is not None:
+                if wanted is None and not current.from_db:
+                    return False
+                if wanted is not None and current.from_db and wanted[0] == current.version:
+                    return False
+            key = wanted[0] if wanted else ""
+            failed_at = self._failed.get(key)
+            if current is not None and failed_at and time.monotonic() - failed_at < RETRY_FAILED_S:
+                return False
+            try:
+                loaded = await asyncio.to_thread(self._load, wanted)
+            except Exception:
+                if current is None and wanted is not None:
+                    log.exception("active model %s failed to load; using the default", key)
+                    self._failed[key] = time.monotonic()
+                    loaded = await asyncio.to_thread(self._load, None)
+                elif current is None:
+                    raise
+                else:
+                    log.exception("model %s failed to load; keeping %s", key, current.version)
+                    self._failed[key] = time.monotonic()
+                    return False
+            self._failed.pop(key, None)
+            self._current = loaded  # the atomic swap: one reference assignment
+            if current is not None:
+                self.swaps += 1
+            log.info(
+                "reading with model %s (%s)%s",
+                loaded.version,
+                loaded.path,
+                f", was {current.version}" if current else "",
+            )
+            return current is not None

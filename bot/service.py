@@ -1,0 +1,154 @@
+"""The blocking work behind the handlers: reading images and the database calls.
+
+Everything here runs in worker threads (``asyncio.to_thread`` or the vision pool), never
+on the event loop. Each database function is one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+import db
+
+log = logging.getLogger(__name__)
+
+# Formats that may have several pages; everything else is read as one image.
+MULTI_PAGE = {"pdf", "tiff"}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page read: what to store and what to show."""
+
+    reading: Any  # vision.reader.Reading
+    annotated_jpeg: bytes | None  # None when no digits were found
+    page: int
+    pages: int
+
+    @property
+    def low_flags(self) -> list[bool]:
+        return [bool(d.low_confidence) for d in self.reading.digits]
+
+
+def read_image(reader: Any, data: bytes, max_pages: int) -> list[Page]:
+    """Decode, read and annotate every page (CPU-bound; runs in the vision pool).
+
+    Raises ``vision.decode.ImageError`` (a message fit for the user) for bad input.
+    """
+    from vision.annotate import annotate, encode_jpeg
+    from vision.decode import decode_for_reading, decode_pages, sniff_format
+
+    fmt = sniff_format(data)
+    if fmt in MULTI_PAGE:
+        arrays = decode_pages(data, max_pages=max_pages)
+        readings = [reader.read(array) for array in arrays]
+        images = arrays
+    else:
+        # The reader decodes the bytes itself (downscaled where it can, boxes in original
+        # pixels); the picture for the reply is decoded the same cheap way.
+        readings = [reader.read(data)]
+        from vision.segment import MAX_SIDE
+
+        images = [decode_for_reading(data, max_side=MAX_SIDE)[0]]
+    pages = []
+    for index, (reading, image) in enumerate(zip(readings, images, strict=True)):
+        jpeg = None if reading.empty else encode_jpeg(annotate(image, reading))
+        pages.append(Page(reading, jpeg, index + 1, len(readings)))
+    return pages
+
+
+def _digit_records(reading: Any) -> list[db.DigitRecord]:
+    return [
+        db.DigitRecord(
+            position=i,
+            line=d.line,
+            number=d.number,
+            box=tuple(int(v) for v in d.box),
+            crop=np.ascontiguousarray(d.crop, dtype=np.uint8).tobytes(),
+            predicted=int(d.label),
+            confidence=float(min(1.0, max(0.0, d.confidence))),
+        )
+        for i, d in enumerate(reading.digits)
+    ]
+
+
+def record_pages(
+    factory: sessionmaker[Session],
+    store: db.ImageStore,
+    *,
+    data: bytes,
+    pages: list[Page],
+    telegram_id: int,
+    chat_id: int,
+    message_id: int,
+    file_unique_id: str | None,
+    model_version: str,
+) -> list[int]:
+    """Store the original file, then one reading per page with digits; their ids.
+
+    The image goes first and the rows are committed after: a crash in between leaves a
+    file and no row, never a row pointing at nothing.
+    """
+    stored = store.put(data)
+    ids: list[int] = []
+    with factory() as session, session.begin():
+        for page in pages:
+            r = page.reading
+            row = db.record_reading(
+                session,
+                telegram_id=telegram_id,
+                chat_id=chat_id,
+                message_id=message_id,
+                file_unique_id=file_unique_id,
+                image_sha256=stored.sha256,
+                image_path=str(stored.path) if stored.path else None,
+                width=int(r.width),
+                height=int(r.height),
+                model_version=model_version,
+                text=r.text,
+                digits=_digit_records(r),
+                elapsed_ms=float(r.elapsed_ms),
+            )
+            ids.append(row.id)
+    return ids
+
+
+def confirm(factory: sessionmaker[Session], reading_id: int, telegram_id: int) -> None:
+    with factory() as session, session.begin():
+        db.confirm_reading(session, reading_id, telegram_id)
+
+
+def correct(
+    factory: sessionmaker[Session], reading_id: int, telegram_id: int, text: str
+) -> db.CorrectionResult:
+    with factory() as session, session.begin():
+        return db.correct_reading(session, reading_id, telegram_id, text)
+
+
+def stats(factory: sessionmaker[Session], telegram_id: int) -> db.UserStats:
+    with factory() as session:
+        return db.user_stats(session, telegram_id)
+
+
+def forget(
+    factory: sessionmaker[Session], store: db.ImageStore, telegram_id: int
+) -> tuple[db.ForgetResult, int]:
+    """Delete the user's rows, commit, THEN their image files; (result, files deleted)."""
+    with factory() as session, session.begin():
+        result = db.forget_user(session, telegram_id)
+    deleted: list[str] = []
+    if result.unreferenced_images:
+        with factory() as session:
+            deleted = db.delete_unreferenced_images(session, store, result.unreferenced_images)
+    return result, len(deleted)
+
+
+def active_model(factory: sessionmaker[Session]) -> tuple[str, dict[str, Any]] | None:
+    with factory() as session:
+        active = db.active_model_version(session)
+        return (active.version, dict(active.metrics or {})) if active is not None else None

@@ -1,0 +1,48 @@
+"""A test double for ``digits retrain`` / ``digits export`` (used only where the real
+command has not landed): behaves like the real one at the process boundary, i.e. the
+arguments, the exit code, the final JSON summary line and the files written.
+
+Environment: FAKE_DIGITS_SLEEP (seconds to run), FAKE_DIGITS_EXIT (exit code),
+FAKE_DIGITS_LOG (a file that gets one line per run, to count runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["retrain", "export"])
+    parser.add_argument("--out")
+    parser.add_argument("--format", default="npz")
+    args, _rest = parser.parse_known_args()
+    log = os.environ.get("FAKE_DIGITS_LOG")
+    if log:
+        with open(log, "a") as handle:
+            handle.write(f"{args.command} start {os.getpid()} {time.time()}\n")
+    time.sleep(float(os.environ.get("FAKE_DIGITS_SLEEP", "0")))
+    code = int(os.environ.get("FAKE_DIGITS_EXIT", "0"))
+    if args.command == "export" and args.out and code == 0:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "digits.npz").write_bytes(b"PK\x05\x06" + bytes(18))
+        (out / "manifest.json").write_text(json.dumps({"digits": 0}))
+    print("working...")
+    outcome = "promoted" if code == 0 else "failed"
+    print(json.dumps({"outcome": outcome, "message": f"fake {args.command}: {outcome}"}))
+    if log:
+        with open(log, "a") as handle:
+            handle.write(f"{args.command} end {os.getpid()} {time.time()}\n")
+    if code:
+        print("fake failure", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

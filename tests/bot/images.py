@@ -1,0 +1,94 @@
+"""Test pictures of known numbers: MNIST test digits written on white paper.
+
+Digits are taken from the MNIST *test* set, only ones the shipped model classifies with
+high confidence on their own, so a test's expected reading is known and a failure points
+at the bot, not at a hard-to-read digit.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MNIST_CANDIDATES = (
+    os.environ.get("DIGITS_MNIST_DIR", ""),
+    "/work/shared/mnist",
+    str(Path(__file__).resolve().parents[3] / "shared" / "mnist"),
+)
+
+
+def mnist_dir() -> Path:
+    for candidate in MNIST_CANDIDATES:
+        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    raise FileNotFoundError("MNIST not found: set DIGITS_MNIST_DIR")
+
+
+@functools.lru_cache(maxsize=1)
+def clear_digits(per_class: int = 40) -> dict[int, list[np.ndarray]]:
+    """Per label, MNIST test digits (white on black 28×28) the model is sure about."""
+    from training.mnist import parse_idx
+    from vision import DigitClassifier
+
+    def read(name: str) -> np.ndarray:
+        with gzip.open(mnist_dir() / name, "rb") as handle:
+            return parse_idx(handle.read(), name=name)
+
+    images = read("t10k-images-idx3-ubyte.gz")[:1500]
+    labels = read("t10k-labels-idx1-ubyte.gz")[:1500]
+    probs = DigitClassifier.load().classify(np.ascontiguousarray(images))
+    out: dict[int, list[np.ndarray]] = {}
+    for label in range(10):
+        idx = np.where(labels == label)[0]
+        best = idx[np.argsort(-probs[idx, label])][:per_class]
+        out[label] = [images[i] for i in best]
+    return out
+
+
+def number_image(
+    text: str,
+    *,
+    seed: int = 0,
+    scale: int = 3,
+    fmt: str = ".jpg",
+) -> bytes:
+    """An encoded picture of ``text`` (digits, spaces, newlines) in dark ink on white paper."""
+    rng = np.random.default_rng(seed)
+    digits = clear_digits()
+    size = 28 * scale
+    lines = text.split("\n")
+    width = max(len(line) for line in lines) * (2 * size + 8) + 2 * size
+    height = len(lines) * (size + size // 2) + size
+    paper = np.full((height, width), 245, np.uint8)
+    for row, line in enumerate(lines):
+        y = size // 2 + row * (size + size // 2)
+        x = size
+        for char in line:
+            if char == " ":
+                x += 2 * size
+                continue
+            pool = digits[int(char)]
+            glyph = pool[int(rng.integers(len(pool)))]
+            glyph = cv2.resize(glyph, (size, size), interpolation=cv2.INTER_CUBIC)
+            ink = glyph.astype(np.float32) / 255.0
+            region = paper[y : y + size, x : x + size].astype(np.float32)
+            paper[y : y + size, x : x + size] = (region * (1 - ink) + 20 * ink).astype(np.uint8)
+            x += size + 8
+    noise = rng.normal(0, 3, paper.shape)
+    paper = np.clip(paper + noise, 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(fmt, cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
+    assert ok
+    return encoded.tobytes()
+
+
+def blank_image(fmt: str = ".png") -> bytes:
+    """White paper with nothing written on it."""
+    paper = np.full((300, 400, 3), 240, np.uint8)
+    ok, encoded = cv2.imencode(fmt, paper)
+    assert ok
+    return encoded.tobytes()
