@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("digits.demo", "the main job: evaluate the shipped model and read the samples"),
     "train": ("training.cli_train", "train a CNN on MNIST (with augmentation)"),
     "evaluate": ("training.cli_evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
+    "read": ("vision.cli", "read handwritten numbers in photos, scans and PDFs"),
+    "bench read": ("training.bench_read", "reader accuracy and latency: synthetic + real photos"),
     "bench classify": ("training.bench_classify", "classification throughput (digits/s)"),
     "bench train": ("training.bench_train", "seconds until 99.0 % MNIST test accuracy"),
     "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade"),

@@ -20,6 +20,7 @@ The steps, each answering something real photos contain:
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from vision.normalize import normalize_digit
 log = logging.getLogger(__name__)
 
 # Working resolution: long side at most this (pixels), short side at least MIN_SIDE.
-MAX_SIDE = 1024
+MAX_SIDE = 800
 MIN_SIDE = 200
 MAX_UPSCALE = 6.0
 
@@ -188,8 +189,12 @@ def typical_height(mask: np.ndarray) -> float:
     n, _, stats = _components(mask)
     if n <= 1:
         return 0.0
-    w, h, area = stats[1:, 2], stats[1:, 3], stats[1:, 4]
+    x, y, w, h, area = (stats[1:, i] for i in range(5))
     ok = (h >= 6) & (area >= 15) & (w < 6 * h) & (h < 15 * np.maximum(w, 1))
+    H, W = mask.shape
+    inside = (x > 1) & (y > 1) & (x + w < W - 1) & (y + h < H - 1)
+    if (ok & inside).any():
+        ok &= inside  # the paper's edge, the table top: not digits
     if not ok.any():
         return float(np.max(h))
     hs = h[ok]
@@ -325,6 +330,10 @@ def _drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) 
         if c.h > 3.0 * digit_h and c.w < 0.2 * c.h:
             continue  # a leftover vertical rule
         edge = c.x <= 1 or c.x2 >= W - 1 or c.y <= 1 or c.y2 >= H - 1
+        if edge and (c.h > 2.0 * digit_h or c.w > 4.0 * digit_h):
+            continue  # the table or the dark margin beyond the paper
+        if c.h > 3.0 * digit_h:
+            continue  # a shadow edge, a fold, a long stroke: far too tall for a digit
         if edge and (c.w > 8 * c.h or c.h > 12 * c.w):
             continue  # a thin remnant of a frame at the border
         if edge and c.h <= 0.6 * digit_h and c.w <= 0.6 * digit_h:
@@ -371,7 +380,7 @@ def _cut(cand: Candidate, cols: Sequence[int]) -> list[Candidate] | None:
     """Split a candidate at the given columns (relative to its box) into tight pieces."""
     pieces = []
     edges = [0, *cols, cand.w]
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         sub = cand.mask[:, a:b]
         ys, xs = np.nonzero(sub)
         if ys.size == 0:
@@ -501,7 +510,7 @@ def split_numbers(line: list[Candidate], walls: np.ndarray) -> list[list[Candida
     if len(line) < 2:
         return [line]
     h = float(np.median([c.h for c in line]))
-    gaps = [b.x - a.x2 for a, b in zip(line[:-1], line[1:], strict=True)]
+    gaps = [b.x - a.x2 for a, b in itertools.pairwise(line)]
     ref = max(float(np.percentile(gaps, 25)), 0.15 * h)
     numbers = [[line[0]]]
     for a, b, gap in zip(line[:-1], line[1:], gaps, strict=True):

@@ -1,0 +1,169 @@
+"""`digits bench read`: reader accuracy and latency on synthetic and real photos.
+
+Latency is end to end (decode the encoded bytes, segment, classify) on one CPU thread.
+Accuracy: digit accuracy aligns the read digits with the expected ones by edit distance
+(whitespace removed); exact-string accuracy compares the digit sequences with
+whitespace removed (as the dev set's README asks), and "layout" compares the full text
+including the spaces between numbers and the newlines between lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+@dataclass
+class Score:
+    """Accumulated accuracy and latency over one set."""
+
+    name: str
+    n: int = 0
+    exact: int = 0
+    layout: int = 0
+    count_ok: int = 0
+    digits_total: int = 0
+    digits_ok: int = 0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, name: str, expected: str, got: str, ms: float) -> None:
+        e, g = _digits(expected), _digits(got)
+        self.n += 1
+        self.exact += e == g
+        self.layout += expected.strip() == got.strip()
+        self.count_ok += len(e) == len(g)
+        self.digits_total += len(e)
+        self.digits_ok += max(0, len(e) - edit_distance(e, g))
+        self.latencies.append(ms)
+        if e != g:
+            self.failures.append((name, expected, got))
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.array(self.latencies) if self.latencies else np.zeros(1)
+        return {
+            "set": self.name,
+            "images": self.n,
+            "digit_accuracy": self.digits_ok / max(1, self.digits_total),
+            "exact": self.exact / max(1, self.n),
+            "exact_layout": self.layout / max(1, self.n),
+            "digit_count_accuracy": self.count_ok / max(1, self.n),
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p95_ms": float(np.percentile(lat, 95)),
+        }
+
+
+def _time_read(reader: Any, data: bytes) -> tuple[str, float]:
+    start = time.perf_counter()
+    reading = reader.read(data)
+    return reading.text, (time.perf_counter() - start) * 1000.0
+
+
+def bench_synthetic(reader: Any, mnist_test: Any, n: int, seed: int) -> tuple[Score, Score]:
+    """(all synthetic photos, the 1280×960 ones) scores."""
+    from training.synth import _pool, generate_photo
+
+    pool = _pool(mnist_test)
+    rng = np.random.default_rng(seed)
+    score, big = Score("synthetic"), Score("synthetic 1280x960")
+    for i in range(n):
+        img, expected = generate_photo(rng, pool)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        assert ok
+        text, ms = _time_read(reader, buf.tobytes())
+        score.add(f"synthetic#{i}", expected, text, ms)
+        if img.shape[:2] == (960, 1280):
+            big.add(f"synthetic#{i}", expected, text, ms)
+    return score, big
+
+
+def load_photo_labels(devsets_dir: Path) -> list[tuple[Path, str]]:
+    """(image path, expected text) for the real-photo dev set; a clear error if missing."""
+    root = Path(devsets_dir) / "photos"
+    labels = root / "labels.csv"
+    if not labels.exists():
+        raise FileNotFoundError(
+            f"real-photo dev set not found: {labels} is missing. Set DIGITS_DEVSETS_DIR to "
+            "the folder holding photos/ (CI uses ../shared/devsets)."
+        )
+    with open(labels, newline="") as fh:
+        return [(root / "images" / row["file"], row["text"]) for row in csv.DictReader(fh)]
+
+
+def bench_photos(reader: Any, devsets_dir: Path) -> Score:
+    score = Score("real photos")
+    for path, expected in load_photo_labels(devsets_dir):
+        text, ms = _time_read(reader, path.read_bytes())
+        score.add(path.name, expected, text, ms)
+    return score
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--synthetic", type=int, default=500, help="synthetic photos (0: skip)")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--model", type=Path, help="checkpoint (default: shipped model)")
+    parser.add_argument("--mnist-dir", type=Path)
+    parser.add_argument("--devsets-dir", type=Path)
+    parser.add_argument("--no-photos", action="store_true", help="skip the real photos")
+    parser.add_argument("--failures", action="store_true", help="list misread images")
+    parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    import torch
+
+    from vision.reader import DigitReader
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    reader = DigitReader.load(args.model or settings.model_path)
+    # Warm up (first-call allocations are not what a running bot pays).
+    reader.read(np.full((64, 64), 255, np.uint8))
+    scores: list[Score] = []
+    if args.synthetic > 0:
+        from training.mnist import load_mnist
+
+        _, test = load_mnist(args.mnist_dir or settings.mnist_dir, allow_download=False)
+        scores.extend(bench_synthetic(reader, test, args.synthetic, args.seed))
+    if not args.no_photos:
+        devsets = args.devsets_dir or settings.devsets_dir or Path("../shared/devsets")
+        scores.append(bench_photos(reader, devsets))
+    for s in scores:
+        summary = s.summary()
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(
+                f"{summary['set']:<20} n={summary['images']:<4} "
+                f"digits {summary['digit_accuracy']:7.2%}  exact {summary['exact']:7.2%}  "
+                f"exact+layout {summary['exact_layout']:7.2%}  "
+                f"count {summary['digit_count_accuracy']:7.2%}  "
+                f"p50 {summary['p50_ms']:6.1f} ms  p95 {summary['p95_ms']:6.1f} ms"
+            )
+        if args.failures:
+            for name, expected, got in s.failures:
+                print(f"    {name}: expected {expected!r} got {got!r}")
+    return 0
