@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,8 @@ from digits.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_telegram import FakeTelegram, FakeUser  # noqa: E402
-
-ADMIN = FakeUser(900001, "Admin")
-ALICE = FakeUser(100001, "Alice")
-BOB = FakeUser(100002, "Bob")
-HERE = Path(__file__).parent
-FAKE_DIGITS = (sys.executable, str(HERE / "fake_digits.py"))
+from botkit import ADMIN, FAKE_DIGITS
+from fake_telegram import FakeTelegram
 
 
 @pytest.fixture
@@ -67,8 +61,9 @@ async def start_bot() -> AsyncIterator[BotFactory]:
 
 @pytest.fixture
 async def bot(settings: Settings, start_bot: BotFactory) -> Any:
-    return await start_bot(settings, retrain_argv=(*FAKE_DIGITS, "retrain"),
-                           export_argv=(*FAKE_DIGITS, "export"))
+    return await start_bot(
+        settings, retrain_argv=(*FAKE_DIGITS, "retrain"), export_argv=(*FAKE_DIGITS, "export")
+    )
 
 
 @pytest.fixture
@@ -78,7 +73,3 @@ def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
         yield db.make_session_factory(engine)
     finally:
         engine.dispose()
-
-
-def with_(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes)
