@@ -28,7 +28,7 @@ from telegram.ext import (
 import db
 from bot import handlers, texts
 from bot.handlers import BotResources
-from bot.jobs import DIGITS, CommandRunner
+from bot.jobs import DIGITS, CommandRunner, settings_env
 from bot.models import ModelManager
 from bot.ratelimit import RateLimiter
 from digits.settings import Settings, SettingsError
@@ -123,6 +123,7 @@ async def _post_init(
     models = ModelManager(sessions, default_path=settings.model_path, data_dir=settings.data_dir)
     await models.refresh()
     workers = settings.vision_workers or os.cpu_count() or 2
+    env = settings_env(settings)
     resources = BotResources(
         settings=settings,
         engine=engine,
@@ -131,8 +132,8 @@ async def _post_init(
         models=models,
         limiter=RateLimiter(settings.rate_limit_per_minute),
         vision_pool=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vision"),
-        retrain=CommandRunner(retrain_argv or (*DIGITS, "retrain"), "retraining"),
-        export=CommandRunner(export_argv or (*DIGITS, "export"), "export"),
+        retrain=CommandRunner(retrain_argv or (*DIGITS, "retrain"), "retraining", env=env),
+        export=CommandRunner(export_argv or (*DIGITS, "export"), "export", env=env),
     )
     app.bot_data[RESOURCES] = resources
     await _register_commands(app, settings)

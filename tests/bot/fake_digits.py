@@ -16,6 +16,26 @@ import time
 from pathlib import Path
 
 
+def promote(path: Path) -> None:
+    """Register and activate ``path`` in DATABASE_URL, as a promoting retrain does."""
+    import db
+    from db.images import sha256_hex
+
+    engine = db.make_engine(os.environ["DATABASE_URL"])
+    with db.make_session_factory(engine)() as session, session.begin():
+        db.register_model_version(
+            session,
+            version=path.stem,
+            path=str(path),
+            sha256=sha256_hex(path.read_bytes()),
+            parent_version=None,
+            data_summary={"user_digits": 0},
+            metrics={"mnist_accuracy": 0.99},
+            status="active",
+        )
+    engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["retrain", "export"])
@@ -33,6 +53,9 @@ def main() -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "digits.npz").write_bytes(b"PK\x05\x06" + bytes(18))
         (out / "manifest.json").write_text(json.dumps({"digits": 0}))
+    activate = os.environ.get("FAKE_DIGITS_ACTIVATE")  # path of a model to promote
+    if args.command == "retrain" and activate and code == 0:
+        promote(Path(activate))
     print("working...")
     outcome = "promoted" if code == 0 else "failed"
     print(json.dumps({"outcome": outcome, "message": f"fake {args.command}: {outcome}"}))

@@ -1,0 +1,214 @@
+"""The bot's side of the learning loop: hot model swap, scheduled retraining, one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botkit import ADMIN, ALICE, FAKE_DIGITS, with_
+from fake_telegram import FakeTelegram
+from images import number_image
+from telegram.ext import CallbackContext
+
+import db
+from bot import handlers, texts
+from bot.app import RESOURCES, parse_retrain_time
+from bot.jobs import CommandRunner, last_json_line, settings_env
+from bot.models import ModelManager
+from digits.settings import Settings, SettingsError
+from vision.classifier import DEFAULT_MODEL_PATH
+
+
+def new_model(tmp_path: Path, name: str) -> Path:
+    """A model file of our own (the shipped weights under another version name)."""
+    path = tmp_path / "models" / f"{name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEFAULT_MODEL_PATH, path)
+    return path
+
+
+def activate(sessions: Any, path: Path, version: str | None = None) -> str:
+    version = version or path.stem
+    with sessions() as session, session.begin():
+        db.register_model_version(
+            session,
+            version=version,
+            path=str(path),
+            sha256=db.sha256_hex(path.read_bytes()),
+            parent_version=None,
+            data_summary={},
+            metrics={"mnist_accuracy": 0.99},
+            status="active",
+        )
+    return version
+
+
+@pytest.fixture
+def migrated(settings: Settings) -> Settings:
+    db.upgrade(settings.db_url)
+    return settings
+
+
+async def test_hot_swap_under_concurrent_reads(
+    migrated: Settings, sessions: Any, tmp_path: Path
+) -> None:
+    manager = ModelManager(sessions, data_dir=migrated.data_dir)
+    assert await manager.refresh() is False  # first load: the shipped default
+    old = manager.current
+    assert not old.from_db
+    photo = number_image("5821", seed=21)
+    seen: list[list[tuple[str, str]]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader_thread(out: list[tuple[str, str]]) -> None:
+        while not stop.is_set():
+            try:
+                model = manager.current  # once per request, as the handler does
+                out.append((model.version, model.reader.read(photo).text))
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader_thread, args=(s,)) for s in seen]
+    for thread in threads:
+        thread.start()
+    await asyncio.sleep(0.5)
+    version = await asyncio.to_thread(activate, sessions, new_model(tmp_path, "v2"))
+    assert await manager.refresh() is True
+    await asyncio.sleep(0.8)
+    stop.set()
+    for thread in threads:
+        await asyncio.to_thread(thread.join)
+
+    assert not errors
+    assert manager.current.version == version and manager.swaps == 1
+    every = [item for out in seen for item in out]
+    assert {text for _, text in every} == {"5821"}  # no read failed or went wrong
+    assert {v for v, _ in every} == {old.version, version}
+    for out in seen:  # per thread: the old model until the swap, then only the new one
+        versions = [v for v, _ in out]
+        first_new = versions.index(version) if version in versions else len(versions)
+        assert set(versions[first_new:]) <= {version}
+    # The old reader still works for a request that took it before the swap.
+    assert old.reader.read(photo).text == "5821"
+    assert await manager.refresh() is False  # unchanged: nothing reloaded
+
+
+async def test_broken_model_keeps_the_current_one(
+    migrated: Settings, sessions: Any, tmp_path: Path
+) -> None:
+    manager = ModelManager(sessions)
+    await manager.refresh()
+    before = manager.current
+    broken = tmp_path / "models" / "broken.pt"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a checkpoint")
+    await asyncio.to_thread(activate, sessions, broken)
+    assert await manager.refresh() is False
+    assert manager.current is before
+    assert manager.current.reader.read(number_image("3", seed=22)).text == "3"
+
+
+async def test_bot_switches_model_without_restart(
+    fake: FakeTelegram, settings: Settings, start_bot: Any, sessions: Any, tmp_path: Path
+) -> None:
+    await start_bot(with_(settings, model_check_interval_s=0.3))
+    await fake.send_photo_from(ALICE, number_image("42", seed=23))
+    await fake.wait_for_reply(ALICE.id)
+    version = await asyncio.to_thread(activate, sessions, new_model(tmp_path, "v7"))
+    await asyncio.sleep(1.5)  # the periodic check picks it up
+    await fake.send_photo_from(ALICE, number_image("42", seed=24))
+    await fake.wait_for_reply(ALICE.id)
+    with sessions() as session:
+        rows = db.recent_readings(session, ALICE.id)
+        assert rows[0].model_version == version
+        assert rows[1].model_version != version
+
+
+async def test_retrain_command_promotes_and_bot_swaps(
+    fake: FakeTelegram, bot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DIGITS_ACTIVATE", str(new_model(tmp_path, "v3")))
+    await fake.send_text_from(ADMIN, "/retrain")
+    assert (await fake.wait_for_reply(ADMIN.id)).text == texts.RETRAIN_STARTED
+    done = await fake.wait_for_reply(ADMIN.id, timeout=30)
+    assert "promoted" in done.text and texts.MODEL_SWAPPED.format(version="v3") in done.text
+    assert bot.bot_data[RESOURCES].models.current.version == "v3"
+    await fake.send_text_from(ADMIN, "/modelinfo")
+    info = await fake.wait_for_reply(ADMIN.id)
+    assert "Active in database: v3" in info.text and "mnist_accuracy: 0.99" in info.text
+
+
+async def test_scheduled_retraining_never_runs_twice_at_once(
+    fake: FakeTelegram,
+    bot: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = tmp_path / "runs.log"
+    monkeypatch.setenv("FAKE_DIGITS_LOG", str(runs))
+    monkeypatch.setenv("FAKE_DIGITS_SLEEP", "1.0")
+    context = CallbackContext(bot)
+    # The daily job fires three times at once, and an admin asks while it runs.
+    jobs = asyncio.gather(*(handlers.scheduled_retrain(context) for _ in range(3)))
+    await asyncio.sleep(0.3)
+    await fake.send_text_from(ADMIN, "/retrain")
+    assert (await fake.wait_for_reply(ADMIN.id)).text == texts.RETRAIN_BUSY
+    await jobs
+    report = await fake.wait_for_reply(ADMIN.id, timeout=30)
+    assert report.text.startswith("Scheduled retraining finished: fake retrain: promoted")
+    assert runs.read_text().count("retrain start") == 1
+
+
+async def test_retrain_failure_is_reported(
+    fake: FakeTelegram, bot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DIGITS_EXIT", "3")
+    await handlers.scheduled_retrain(CallbackContext(bot))
+    report = await fake.wait_for_reply(ADMIN.id, timeout=30)
+    assert report.text.startswith("Retraining failed (exit code 3): fake retrain: failed")
+
+
+async def test_daily_job_scheduled_or_off(
+    fake: FakeTelegram, settings: Settings, start_bot: Any
+) -> None:
+    app = await start_bot(with_(settings, retrain_enabled=True, retrain_time="04:30"))
+    (job,) = app.job_queue.get_jobs_by_name("retrain")
+    when = job.next_t.astimezone(dt.UTC)
+    assert (when.hour, when.minute) == (4, 30)
+    assert parse_retrain_time("off") is None
+    with pytest.raises(SettingsError):
+        parse_retrain_time("25:99")
+
+
+async def test_command_runner_one_at_a_time() -> None:
+    runner = CommandRunner(
+        (*FAKE_DIGITS, "retrain"), "retraining", env={"FAKE_DIGITS_SLEEP": "0.5"}
+    )
+    started = time.monotonic()
+    results = await asyncio.gather(runner.run(), runner.run(), runner.run())
+    assert [r is None for r in results].count(False) == 1
+    outcome = next(r for r in results if r is not None)
+    assert outcome.ok and outcome.summary == {
+        "outcome": "promoted",
+        "message": "fake retrain: promoted",
+    }
+    assert time.monotonic() - started < 5 and not runner.running
+    assert await runner.run() is not None  # free again afterwards
+
+
+def test_summary_and_env_helpers(tmp_path: Path) -> None:
+    assert last_json_line('noise\n{"a": 1}\n{"b": 2}\ntrailing\n') == {"b": 2}
+    assert last_json_line("no json here") is None
+    env = settings_env(Settings(data_dir=tmp_path, mnist_dir=tmp_path / "m"))
+    assert env["DATABASE_URL"].startswith("sqlite:///") and env["DIGITS_DATA_DIR"] == str(
+        tmp_path.resolve()
+    )
+    assert env["DIGITS_MNIST_DIR"] == str((tmp_path / "m").resolve())
