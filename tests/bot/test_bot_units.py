@@ -1,0 +1,70 @@
+"""Handler-level pieces: captions, callback data, the rate limiter, document triage."""
+
+from __future__ import annotations
+
+import html
+
+from telegram import Document
+
+from bot import keyboards, texts
+from bot.handlers import _document_kind
+from bot.ratelimit import RateLimiter
+
+
+def test_caption_marks_low_confidence_digits_under_them() -> None:
+    caption = texts.caption(7, "12 345\n67", [False, True, False, False, True, False, False])
+    body = caption.split("<pre>")[1].split("</pre>")[0]
+    assert body.split("\n") == ["12 345", " ^   ^", "67"]
+    assert caption.startswith("reading #7\n") and "^ = not sure" in caption
+
+
+def test_caption_without_doubts_has_no_marker_line() -> None:
+    caption = texts.caption(1, "2024", [False] * 4, page=2, pages=3)
+    assert caption.startswith("Page 2/3 · reading #1")
+    assert "<pre>2024</pre>" in caption and "^" not in caption
+
+
+def test_caption_fits_telegram_limit_even_for_huge_readings() -> None:
+    text = "\n".join(["1234567890 " * 8] * 30)
+    caption = texts.caption(123456789, text, [True] * 2400)
+    visible = html.unescape(caption.replace("<pre>", "").replace("</pre>", ""))
+    assert len(visible) <= 1024 and texts.READING_TAG_RE.search(caption)
+
+
+def test_caption_escapes_html() -> None:
+    assert "<pre>1&lt;2</pre>" in texts.caption(1, "1<2", [False, False])
+
+
+def test_callback_data_round_trip_and_limit() -> None:
+    markup = keyboards.reading_keyboard(2**62)
+    (row,) = markup.inline_keyboard
+    assert [b.text for b in row] == [texts.BUTTON_CONFIRM, texts.BUTTON_FIX]
+    for button, action in zip(row, (keyboards.CONFIRM, keyboards.FIX), strict=True):
+        assert len(button.callback_data.encode()) <= 64
+        assert keyboards.decode(button.callback_data) == keyboards.Callback(action, 2**62)
+    for junk in (None, "", "c:", "c:abc", "zz:1", "c:1:2", "x" * 65):
+        assert keyboards.decode(junk) is None
+
+
+def test_rate_limiter_sliding_window() -> None:
+    now = [0.0]
+    limiter = RateLimiter(3, window=60.0, clock=lambda: now[0])
+    assert [limiter.hit(1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.hit(1) == 60.0  # refused; not counted
+    assert limiter.hit(2) == 0.0  # per user
+    now[0] = 30.0
+    assert limiter.hit(1) == 30.0
+    now[0] = 60.0  # the first three slide out of the window
+    assert limiter.hit(1) == 0.0
+    assert RateLimiter(0).hit(1) == 0.0  # 0 disables
+
+
+def test_document_triage() -> None:
+    def doc(name: str | None, mime: str | None) -> Document:
+        return Document("id", "uid", file_name=name, mime_type=mime)
+
+    assert _document_kind(doc("scan.pdf", "application/pdf")) is None
+    assert _document_kind(doc("IMG_1.HEIC", "image/heic")) is None  # vision says if unreadable
+    assert _document_kind(doc("photo.jpg", "application/octet-stream")) is None
+    assert _document_kind(doc("notes.txt", "text/plain")) == "a TXT file"
+    assert _document_kind(doc(None, "video/mp4")) == "of type video/mp4"
