@@ -5,6 +5,22 @@ The schema comes only from the Alembic migrations in ``alembic/``; the app never
 transaction (``session_scope(factory)`` is the usual way). Nothing here reads the
 environment or imports the rest of the project.
 
+Typical use (the bot)::
+
+    engine = make_engine(settings.db_url)          # once per process, after upgrade()
+    factory = make_session_factory(engine)
+    store = ImageStore(settings.images_dir if settings.store_images else None)
+    stored = store.put(photo_bytes)                # 1. file first (atomic, idempotent)
+    with session_scope(factory) as session:        # 2. then the rows, one transaction
+        reading = record_reading(session, ..., image_sha256=stored.sha256,
+                                 image_path=str(stored.path) if stored.path else None, ...)
+    # a crash between 1 and 2 leaves a complete, unreferenced file and no row
+
+    with session_scope(factory) as session:        # forgetting a user
+        result = forget_user(session, telegram_id)
+    with factory() as session:                     # files only after the commit
+        delete_unreferenced_images(session, store, result.unreferenced_images)
+
 Setup
     make_engine(url, *, sqlite_busy_timeout_s=60, sqlite_synchronous="FULL",
                 sqlite_begin="IMMEDIATE", **engine_kwargs) -> Engine

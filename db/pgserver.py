@@ -90,6 +90,22 @@ def _server_account() -> pwd.struct_passwd | None:
     )
 
 
+def _base_dir(account: pwd.struct_passwd | None) -> Path:
+    """A temp directory the server account can reach (every ancestor world-searchable)."""
+    base = Path(tempfile.gettempdir())
+    if account is None:
+        return base
+    for candidate in (base, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")):
+        with contextlib.suppress(OSError):
+            chain = [candidate.resolve(), *candidate.resolve().parents]
+            if candidate.is_dir() and all(os.stat(p).st_mode & 0o001 for p in chain):
+                return candidate
+    raise PostgresUnavailable(
+        f"no temporary directory that the {account.pw_name!r} account can reach"
+        f" (tried {base}, /tmp, /var/tmp, /dev/shm)"
+    )
+
+
 @dataclass(frozen=True)
 class PostgresServer:
     """A running throwaway server; ``url()`` gives SQLAlchemy URLs for its databases."""
@@ -196,7 +212,7 @@ def throwaway_postgres(
     if match and int(match.group(1)) != EXPECTED_MAJOR:
         log.warning("expected PostgreSQL %d, found %s", EXPECTED_MAJOR, version)
 
-    root = Path(tempfile.mkdtemp(prefix="digits-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="digits-pg-", dir=_base_dir(account)))
     data = root / "data"
     logfile = root / "server.log"
     started = False
