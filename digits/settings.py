@@ -91,6 +91,8 @@ class Settings:
     retrain_epochs: int = 3
     retrain_lr: float = 1e-3
     retrain_user_fraction: float = 0.5
+    retrain_epoch_size: int = 0  # samples per fine-tuning epoch; 0: sized to the user data
+    retrain_holdout_fraction: float = 0.2  # share of users whose digits only judge models
     promote_max_mnist_drop: float = 0.1
     promote_min_user_gain: float = 0.0
     export_salt: str = ""
@@ -149,6 +151,8 @@ class Settings:
             retrain_epochs=int(_number("DIGITS_RETRAIN_EPOCHS", 3, int)),
             retrain_lr=_number("DIGITS_RETRAIN_LR", 1e-3),
             retrain_user_fraction=_number("DIGITS_RETRAIN_USER_FRACTION", 0.5),
+            retrain_epoch_size=int(_number("DIGITS_RETRAIN_EPOCH_SIZE", 0, int)),
+            retrain_holdout_fraction=_number("DIGITS_RETRAIN_HOLDOUT_FRACTION", 0.2),
             promote_max_mnist_drop=_number("DIGITS_PROMOTE_MAX_MNIST_DROP", 0.1),
             promote_min_user_gain=_number("DIGITS_PROMOTE_MIN_USER_GAIN", 0.0),
             export_salt=_env("DIGITS_EXPORT_SALT"),

@@ -1,0 +1,329 @@
+"""`digits bench loop`: proof that the learning loop learns.
+
+Simulated users whose handwriting is not MNIST's (the USPS train split, cut into
+pseudo-writers) send readings through the same storage functions the bot uses; they
+confirm the right ones and correct the wrong ones until enough corrected digits exist.
+Then the same code path as `digits retrain` runs. Printed before and after: accuracy on
+the USPS test split (their handwriting, never trained on) and on the MNIST test set.
+
+Everything happens in a temporary data directory: real data is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+from tqdm import tqdm
+
+import db
+from digits.settings import Settings
+from vision.classifier import DigitClassifier
+
+BASE_TELEGRAM_ID = 7_000_000
+
+
+@dataclass
+class SimStats:
+    users: int = 0
+    readings: int = 0
+    confirmed_readings: int = 0
+    corrected_readings: int = 0
+    review_readings: int = 0
+    digits: int = 0
+    corrected_digits: int = 0  # digits labelled through a correction
+    wrong_digits: int = 0  # of those, how many the model had read wrong
+    unused_digits: int = 0  # left over once the target was reached
+
+
+def pseudo_writers(n: int, users: int, seed: int) -> list[np.ndarray]:
+    """Indices of `n` samples cut into `users` disjoint pseudo-writers."""
+    order = np.random.default_rng(seed).permutation(n)
+    return [chunk for chunk in np.array_split(order, users) if len(chunk)]
+
+
+def record(
+    session: Session,
+    *,
+    telegram_id: int,
+    crops: np.ndarray,
+    probs: np.ndarray,
+    model_version: str | None,
+    now: datetime,
+    image: db.StoredImage | None = None,
+    size: tuple[int, int] | None = None,
+) -> db.Reading:
+    """Store one reading of `crops` laid out in a row, as the bot would after reading it."""
+    predicted = probs.argmax(1)
+    records = [
+        db.DigitRecord(
+            position=i,
+            line=0,
+            number=0,
+            box=(4 + 32 * i, 4, 28, 28),
+            crop=crops[i].tobytes(),
+            predicted=int(predicted[i]),
+            confidence=float(probs[i, predicted[i]]),
+        )
+        for i in range(len(crops))
+    ]
+    width, height = size or (8 + 32 * len(crops), 36)
+    return db.record_reading(
+        session,
+        telegram_id=telegram_id,
+        chat_id=telegram_id,
+        message_id=None,
+        file_unique_id=None,
+        image_sha256=image.sha256 if image else None,
+        image_path=str(image.path) if image and image.path else None,
+        width=width,
+        height=height,
+        model_version=model_version,
+        text="".join(str(int(p)) for p in predicted),
+        digits=records,
+        elapsed_ms=1.0,
+        now=now,
+    )
+
+
+def simulate_users(
+    factory: sessionmaker[Session],
+    clf: DigitClassifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    users: int = 40,
+    digits_per_reading: int = 10,
+    target_corrected: int = 2000,
+    seed: int = 0,
+    start: datetime | None = None,
+    progress: bool = True,
+) -> SimStats:
+    """Users send readings in turn, confirm right ones, correct wrong ones.
+
+    Stops once `target_corrected` digits have been labelled through corrections (or the
+    handwriting runs out). Readings go through `record_reading`, `confirm_reading` and
+    `correct_reading`, exactly as the bot stores them.
+    """
+    probs = clf.classify(images)
+    writers = pseudo_writers(len(labels), users, seed)
+    queues = [
+        [idx[i : i + digits_per_reading] for i in range(0, len(idx), digits_per_reading)]
+        for idx in writers
+    ]
+    # Round robin: readings arrive interleaved, so stopping early keeps every user.
+    turns = [
+        (u, queue[k])
+        for k in range(max(len(q) for q in queues))
+        for u, queue in enumerate(queues)
+        if k < len(queue)
+    ]
+    stats = SimStats(users=len(writers))
+    now = start or datetime.now(UTC) - timedelta(days=1)
+    bar = tqdm(total=target_corrected, desc="users correcting", unit="digit", disable=not progress)
+    batch = 64
+    for first in range(0, len(turns), batch):
+        if stats.corrected_digits >= target_corrected:
+            break
+        with db.session_scope(factory) as session:
+            for user, idx in turns[first : first + batch]:
+                if stats.corrected_digits >= target_corrected:
+                    break
+                telegram_id = BASE_TELEGRAM_ID + user
+                now += timedelta(seconds=1)
+                reading = record(
+                    session,
+                    telegram_id=telegram_id,
+                    crops=images[idx],
+                    probs=probs[idx],
+                    model_version=clf.version,
+                    now=now,
+                )
+                stats.readings += 1
+                stats.digits += len(idx)
+                truth = labels[idx]
+                wrong = int((probs[idx].argmax(1) != truth).sum())
+                if wrong == 0:
+                    db.confirm_reading(session, reading.id, telegram_id, now=now)
+                    stats.confirmed_readings += 1
+                else:
+                    text = "".join(str(int(t)) for t in truth)
+                    db.correct_reading(session, reading.id, telegram_id, text, now=now)
+                    stats.corrected_readings += 1
+                    stats.corrected_digits += len(idx)
+                    stats.wrong_digits += wrong
+                    bar.update(len(idx))
+    bar.close()
+    stats.unused_digits = len(labels) - stats.digits
+    return stats
+
+
+def compose_photo(crops: np.ndarray, *, touching: set[int] = frozenset(), scale: int = 3) -> bytes:
+    """A PNG of dark digits on white paper in one row; pairs (i, i+1) for i in `touching`
+    overlap, so the segmenter sees one shape where the writer wrote two digits."""
+    size = 28 * scale
+    gap = 10 * scale
+    canvas = np.zeros((size + 2 * gap, gap + len(crops) * (size + gap)), np.uint8)
+    x = gap
+    for i, crop in enumerate(crops):
+        big = cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+        xs = np.nonzero(big > 40)[1]
+        x0, x1 = (int(xs.min()), int(xs.max()) + 1) if len(xs) else (0, size)
+        ink = big[:, x0:x1]
+        region = canvas[gap : gap + size, x : x + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        x += ink.shape[1] + (-2 * scale if i in touching else gap)
+    canvas = canvas[:, : x + gap]
+    ok, png = cv2.imencode(".png", 255 - canvas)
+    assert ok
+    return png.tobytes()
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--digits-per-reading", type=int, default=10)
+    parser.add_argument("--corrected", type=int, default=2000, help="corrected digits to collect")
+    parser.add_argument("--epochs", type=int, help="default: DIGITS_RETRAIN_EPOCHS")
+    parser.add_argument("--lr", type=float, help="default: DIGITS_RETRAIN_LR")
+    parser.add_argument("--user-fraction", type=float, help="default: DIGITS_RETRAIN_USER_FRACTION")
+    parser.add_argument("--epoch-size", type=int, help="default: DIGITS_RETRAIN_EPOCH_SIZE")
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--device")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", type=Path, help="starting model (default: the shipped one)")
+    parser.add_argument("--mnist-dir")
+    parser.add_argument("--devsets-dir")
+    parser.add_argument("--keep", type=Path, help="use this data dir and keep it (default: temp)")
+
+
+def _acc(clf: DigitClassifier, images: np.ndarray, labels: np.ndarray) -> float:
+    return float((clf.classify(images).argmax(1) == labels).mean())
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from training.cli_retrain import config_from
+    from training.devsets import load_usps
+    from training.mnist import load_mnist
+    from training.retrain import retrain
+
+    t0 = time.perf_counter()
+    devsets = Path(args.devsets_dir or settings.devsets_dir or "../shared/devsets")
+    mnist_train, mnist_test = load_mnist(args.mnist_dir or settings.mnist_dir)
+    usps_train, usps_test = load_usps(devsets, "train"), load_usps(devsets, "test")
+    start_model = args.model or settings.model_path
+    clf = DigitClassifier.load(start_model, device=args.device)
+    timings: dict[str, float] = {"load": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    before = {
+        "usps_test": _acc(clf, usps_test.images, usps_test.labels),
+        "mnist_test": _acc(clf, mnist_test.images, mnist_test.labels),
+    }
+    timings["evaluate_before"] = time.perf_counter() - t
+    print(f"start model {clf.version}: USPS test {100 * before['usps_test']:.2f} %, "
+          f"MNIST test {100 * before['mnist_test']:.2f} %")  # fmt: skip
+
+    with tempfile.TemporaryDirectory(prefix="digits-bench-loop-") as tmp:
+        data_dir = args.keep or Path(tmp)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{(data_dir / 'digits.sqlite3').resolve()}"
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        try:
+            factory = db.make_session_factory(engine)
+            t = time.perf_counter()
+            sim = simulate_users(
+                factory,
+                clf,
+                usps_train.images,
+                usps_train.labels,
+                users=args.users,
+                digits_per_reading=args.digits_per_reading,
+                target_corrected=args.corrected,
+                seed=args.seed,
+            )
+            timings["simulate_users"] = time.perf_counter() - t
+            print(
+                f"{sim.users} users sent {sim.readings} readings ({sim.digits} digits): "
+                f"{sim.confirmed_readings} confirmed, {sim.corrected_readings} corrected "
+                f"= {sim.corrected_digits} corrected digits ({sim.wrong_digits} read wrong)"
+            )
+            config = config_from(args, settings)
+            config.seed = args.seed
+            t = time.perf_counter()
+            outcome = retrain(
+                factory,
+                models_dir=data_dir / "models",
+                mnist_train=(mnist_train.images, mnist_train.labels),
+                mnist_test=(mnist_test.images, mnist_test.labels),
+                config=config,
+                images=None,
+                default_model_path=start_model,
+                progress=sys.stderr.isatty(),
+            )
+            timings["retrain"] = time.perf_counter() - t
+            with db.session_scope(factory) as session:
+                active = db.active_model_version(session)
+                active_path = Path(active.path) if active else None
+                cand_path = None
+                if outcome.version:
+                    cand_path = Path(db.get_model_version(session, outcome.version).path)
+        finally:
+            engine.dispose()
+        t = time.perf_counter()
+        after_clf = DigitClassifier.load(active_path, device=args.device)
+        after = {
+            "usps_test": _acc(after_clf, usps_test.images, usps_test.labels),
+            "mnist_test": _acc(after_clf, mnist_test.images, mnist_test.labels),
+        }
+        candidate = None
+        if cand_path is not None and cand_path != active_path:  # rejected: show it anyway
+            cand = DigitClassifier.load(cand_path, device=args.device)
+            candidate = {
+                "usps_test": _acc(cand, usps_test.images, usps_test.labels),
+                "mnist_test": outcome.candidate.mnist_test_accuracy if outcome.candidate else None,
+            }
+        timings["evaluate_after"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+
+    usps_gain = 100 * (after["usps_test"] - before["usps_test"])
+    mnist_drop = 100 * (before["mnist_test"] - after["mnist_test"])
+    targets = {
+        "usps_up_1pt_or_99": usps_gain >= 1.0 or after["usps_test"] >= 0.99,
+        "mnist_drop_le_0.1pt": mnist_drop <= 0.1 + 1e-9,
+        "corrected_digits_2000": sim.corrected_digits >= 2000,
+        "under_10_min": timings["total"] < 600,
+    }
+    print(f"retrain: {outcome.status} ({outcome.reason})")
+    print(f"{'':<12} {'before':>8} {'after':>8} {'change':>8}")
+    for key, name in (("usps_test", "USPS test"), ("mnist_test", "MNIST test")):
+        delta = 100 * (after[key] - before[key])
+        print(f"{name:<12} {100 * before[key]:>7.2f}% {100 * after[key]:>7.2f}% {delta:>+7.2f}pt")
+    if candidate:
+        print(f"(rejected candidate: USPS test {100 * candidate['usps_test']:.2f} %)")
+    print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    print("targets: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in targets.items()))
+    summary = {
+        "before": before,
+        "after": after,
+        "rejected_candidate": candidate,
+        "simulation": asdict(sim),
+        "retrain": outcome.to_dict(),
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "targets": targets,
+    }
+    print(json.dumps(summary, separators=(",", ":")))
+    return 0 if all(targets.values()) else 1

@@ -1,0 +1,508 @@
+"""The learning loop: fine-tune the active model on MNIST replay + users' labelled digits,
+then promote the candidate only if it passes the gate.
+
+Crash safety: the candidate file is written atomically under a new name, and the database
+learns about it (register + activate/reject + finish the run) in one transaction after the
+file is complete. A kill at any moment leaves the active version and its file untouched; a
+run left "running" by a dead process is marked failed by the next run (which holds the
+lock, so no other run can be alive).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+import db
+from db.models import ModelStatus, RunStatus, TrainingRun
+from training.augment import AugmentConfig
+from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
+from vision.model import ModelConfig
+
+log = logging.getLogger(__name__)
+
+# Fine-tuning augmentation: gentler than training from scratch. The users' digits are the
+# real distribution; heavy distortion would teach the model less about them.
+FINE_TUNE_AUGMENT = AugmentConfig(
+    p_clean=0.5,
+    rotate_deg=8.0,
+    scale=(0.9, 1.08),
+    aspect=0.1,
+    shear=0.15,
+    shift_px=1.5,
+    p_elastic=0.3,
+    elastic_px=1.0,
+    p_thick=0.1,
+    p_thin=0.05,
+    p_blur=0.1,
+    p_noise=0.1,
+    p_euro=0.2,
+)
+
+
+class RetrainError(RuntimeError):
+    """The loop cannot run (no usable active model, bad configuration)."""
+
+
+@dataclass
+class RetrainConfig:
+    """Everything that shapes one retrain run (stored with the run and the checkpoint)."""
+
+    epochs: int = 3
+    lr: float = 1e-3
+    user_fraction: float = 0.5  # share of each epoch drawn from users' digits
+    min_new_labels: int = 200
+    max_mnist_drop: float = 0.1  # percentage points of MNIST test accuracy
+    min_user_gain: float = 0.0  # percentage points of user-holdout accuracy
+    holdout_fraction: float = 0.2
+    epoch_size: int = 0  # 0: enough that each user digit is drawn about once per epoch
+    batch_size: int = 128
+    augment: bool = True
+    seed: int = 0
+    device: str | None = None
+    threads: int | None = None
+    recover_labels: bool = True
+    force: bool = False  # run even with fewer than min_new_labels new labels
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise RetrainError(f"epochs must be >= 1, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise RetrainError(f"learning rate must be > 0, got {self.lr}")
+        if not 0.0 < self.user_fraction <= 1.0:
+            raise RetrainError(f"user fraction must be in (0, 1], got {self.user_fraction}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise RetrainError(f"holdout fraction must be in [0, 1), got {self.holdout_fraction}")
+        if self.min_new_labels < 0 or self.epoch_size < 0 or self.batch_size < 1:
+            raise RetrainError("min_new_labels and epoch_size must be >= 0, batch_size >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Scores:
+    """One model on the gate's data: MNIST test and the users' holdout."""
+
+    mnist_test_accuracy: float
+    user_holdout_accuracy: float | None
+    user_holdout_samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mnist_test_accuracy": round(self.mnist_test_accuracy, 6),
+            "user_holdout_accuracy": None
+            if self.user_holdout_accuracy is None
+            else round(self.user_holdout_accuracy, 6),
+            "user_holdout_samples": self.user_holdout_samples,
+        }
+
+
+@dataclass
+class RetrainOutcome:
+    """What happened; `to_dict` is the one-line JSON summary the bot relays."""
+
+    status: str  # promoted | rejected | skipped | failed
+    reason: str
+    run_id: int | None = None
+    version: str | None = None
+    parent: str | None = None
+    new_labels: int = 0
+    user_train_samples: int = 0
+    user_holdout_samples: int = 0
+    mnist_samples: int = 0
+    active: Scores | None = None
+    candidate: Scores | None = None
+    recovery: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    train_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = {k: v for k, v in asdict(self).items() if k not in {"active", "candidate"}}
+        raw["active"] = self.active.to_dict() if self.active else None
+        raw["candidate"] = self.candidate.to_dict() if self.candidate else None
+        raw["seconds"] = round(self.seconds, 1)
+        raw["train_seconds"] = round(self.train_seconds, 1)
+        return raw
+
+
+def decide(
+    active: Scores, candidate: Scores, *, max_mnist_drop: float, min_user_gain: float
+) -> tuple[bool, str]:
+    """The promotion gate (thresholds in percentage points): (promote?, why)."""
+    mnist_delta = 100.0 * (candidate.mnist_test_accuracy - active.mnist_test_accuracy)
+    parts = [f"MNIST test {mnist_delta:+.2f} pt (limit -{max_mnist_drop:.2f})"]
+    ok = mnist_delta >= -max_mnist_drop - 1e-9
+    if candidate.user_holdout_accuracy is None or active.user_holdout_accuracy is None:
+        parts.append("no user holdout yet (judged on MNIST only)")
+    else:
+        user_delta = 100.0 * (candidate.user_holdout_accuracy - active.user_holdout_accuracy)
+        parts.append(
+            f"user holdout {user_delta:+.2f} pt on {candidate.user_holdout_samples} digits "
+            f"(needs >= {min_user_gain:+.2f})"
+        )
+        ok = ok and user_delta >= min_user_gain - 1e-9
+    return ok, ("promoted: " if ok else "rejected: ") + "; ".join(parts)
+
+
+def accuracy_of(clf: DigitClassifier, images: np.ndarray, labels: np.ndarray) -> float | None:
+    if len(images) == 0:
+        return None
+    return float((clf.classify(images).argmax(1) == np.asarray(labels)).mean())
+
+
+def score(
+    clf: DigitClassifier,
+    mnist_test: tuple[np.ndarray, np.ndarray],
+    holdout: tuple[np.ndarray, np.ndarray],
+) -> Scores:
+    mnist = accuracy_of(clf, *mnist_test)
+    return Scores(
+        mnist_test_accuracy=mnist if mnist is not None else 0.0,
+        user_holdout_accuracy=accuracy_of(clf, *holdout),
+        user_holdout_samples=len(holdout[1]),
+    )
+
+
+def crops_of(digits: list[db.LabelledDigit]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, 28, 28] crops and int64 labels from stored digits."""
+    if not digits:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+    images = np.frombuffer(b"".join(d.crop for d in digits), np.uint8).reshape(-1, 28, 28)
+    return images.copy(), np.array([d.label for d in digits], np.int64)
+
+
+# --- the registry side ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    version: str
+    path: Path
+    sha256: str
+
+
+def ensure_active_version(
+    factory: sessionmaker[Session], default_model_path: Path | None = None
+) -> ActiveModel:
+    """The active version; with none, the shipped default model is registered and activated.
+
+    So the first fine-tuned model has a parent in the registry, `digits models` lists the
+    shipped one, and rolling back to it is one `digits models activate`.
+    """
+    with db.session_scope(factory) as session:
+        active = db.active_model_version(session)
+        if active is not None:
+            return ActiveModel(active.version, Path(active.path), active.sha256)
+        path = Path(default_model_path or DEFAULT_MODEL_PATH).resolve()
+        try:
+            body = load_checkpoint(path)
+        except CheckpointError as exc:
+            raise RetrainError(
+                f"no active model version and the default model fails: {exc}"
+            ) from exc
+        sha = file_sha256(path)
+        base = str(body.get("version") or "default")[:40]
+        existing = {v.version: v for v in db.list_model_versions(session)}
+        name = base
+        if name in existing and existing[name].sha256 != sha:
+            name = f"{base}-{sha[:8]}"
+        if name in existing and existing[name].sha256 == sha:
+            if existing[name].status is ModelStatus.REJECTED:
+                raise RetrainError(
+                    f"no active model version and the default {name!r} was rejected: "
+                    "activate one with `digits models activate VERSION`"
+                )
+            db.activate_model_version(session, name)
+        else:
+            db.register_model_version(
+                session,
+                version=name,
+                path=str(path),
+                sha256=sha,
+                parent_version=None,
+                data_summary={"shipped": True, **(body.get("summary") or {}).get("data", {})},
+                metrics=dict(body.get("metrics") or {}),
+                status=ModelStatus.ACTIVE,
+                notes="the shipped default model, registered by the first retrain",
+            )
+        log.info("registered the shipped model %s (%s) as the active version", name, path)
+        return ActiveModel(name, path, sha)
+
+
+def fail_interrupted_runs(factory: sessionmaker[Session]) -> int:
+    """Mark runs left 'running' by a dead process as failed (call while holding the lock)."""
+    with db.session_scope(factory) as session:
+        stale = list(
+            session.scalars(select(TrainingRun.id).where(TrainingRun.status == RunStatus.RUNNING))
+        )
+        for run_id in stale:
+            db.finish_training_run(
+                session,
+                run_id,
+                status=RunStatus.FAILED,
+                mnist_samples=None,
+                user_samples=None,
+                metrics=None,
+                error="interrupted: the process running it stopped before it finished",
+            )
+    if stale:
+        log.warning("marked %d interrupted training run(s) as failed", len(stale))
+    return len(stale)
+
+
+def last_completed_run_start(session: Session) -> datetime | None:
+    """When the last run that trained a model began (new labels are counted from there)."""
+    return session.scalar(
+        select(TrainingRun.started_at)
+        .where(TrainingRun.status == RunStatus.SUCCEEDED)
+        .order_by(TrainingRun.started_at.desc())
+        .limit(1)
+    )
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def retrain(
+    factory: sessionmaker[Session],
+    *,
+    models_dir: Path,
+    mnist_train: tuple[np.ndarray, np.ndarray],
+    mnist_test: tuple[np.ndarray, np.ndarray],
+    config: RetrainConfig,
+    images: db.ImageStore | None = None,
+    default_model_path: Path | None = None,
+    progress: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+) -> RetrainOutcome:
+    """One run of the loop. The caller holds the run lock (see `training.runlock`)."""
+    config.validate()
+    started = time.perf_counter()
+
+    def stage(name: str) -> None:
+        log.info("retrain: %s", name)
+        if on_stage:
+            on_stage(name)
+
+    fail_interrupted_runs(factory)
+    active = ensure_active_version(factory, default_model_path)
+    with db.session_scope(factory) as session:
+        run_id = db.start_training_run(
+            session,
+            {
+                **config.to_dict(),
+                "parent_version": active.version,
+                "mnist_test": len(mnist_test[1]),
+            },
+        ).id
+    outcome = RetrainOutcome(status="failed", reason="", run_id=run_id, parent=active.version)
+    try:
+        _run(factory, run_id, active, outcome, models_dir, mnist_train, mnist_test, config,
+             images, progress, stage)  # fmt: skip
+    except BaseException as exc:
+        outcome.status = "failed"
+        outcome.reason = f"{exc.__class__.__name__}: {exc}"
+        log.exception("retrain run %d failed", run_id)
+        with db.session_scope(factory) as session:
+            db.finish_training_run(
+                session,
+                run_id,
+                status=RunStatus.FAILED,
+                mnist_samples=outcome.mnist_samples or None,
+                user_samples=outcome.user_train_samples or None,
+                metrics=None,
+                error=outcome.reason[:2000],
+            )
+        if not isinstance(exc, Exception):
+            raise
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _run(
+    factory: sessionmaker[Session],
+    run_id: int,
+    active: ActiveModel,
+    outcome: RetrainOutcome,
+    models_dir: Path,
+    mnist_train: tuple[np.ndarray, np.ndarray],
+    mnist_test: tuple[np.ndarray, np.ndarray],
+    config: RetrainConfig,
+    images: db.ImageStore | None,
+    progress: bool,
+    stage: Callable[[str], None],
+) -> None:
+    stage(f"loading the active model {active.version}")
+    body = load_checkpoint(active.path)
+    if file_sha256(active.path) != active.sha256:
+        log.warning("%s does not hash to the sha256 registered for %s", active.path, active.version)
+    active_clf = DigitClassifier.load(active.path, device=config.device)
+
+    if config.recover_labels and images is not None and images.enabled:
+        from training.label_recovery import recover_labels
+        from vision.reader import DigitReader
+
+        stage("label recovery")
+        report = recover_labels(factory, DigitReader.load(active_clf), images, progress=progress)
+        outcome.recovery = report.to_dict()
+
+    with db.session_scope(factory) as session:
+        since = last_completed_run_start(session)
+        new = db.labelled_digits(session, since=since, holdout_fraction=config.holdout_fraction)
+        outcome.new_labels = len(new)
+        train_digits = db.labelled_digits(
+            session, split="train", holdout_fraction=config.holdout_fraction
+        )
+        holdout_digits = db.labelled_digits(
+            session, split="holdout", holdout_fraction=config.holdout_fraction
+        )
+    del new
+    outcome.user_train_samples = len(train_digits)
+    outcome.user_holdout_samples = len(holdout_digits)
+    skip = None
+    if outcome.new_labels < config.min_new_labels and not config.force:
+        skip = (
+            f"only {outcome.new_labels} new labelled digits since the last run "
+            f"(needs {config.min_new_labels})"
+        )
+    elif not train_digits:
+        skip = "no labelled digits on the training side of the user split yet"
+    if skip:
+        outcome.status, outcome.reason = "skipped", skip
+        log.info("retrain skipped: %s", skip)
+        with db.session_scope(factory) as session:
+            db.finish_training_run(
+                session,
+                run_id,
+                status=RunStatus.SKIPPED,
+                mnist_samples=0,
+                user_samples=len(train_digits),
+                metrics={"new_labels": outcome.new_labels, "reason": skip},
+            )
+        return
+
+    user_x, user_y = crops_of(train_digits)
+    hold = crops_of(holdout_digits)
+    mnist_x, mnist_y = mnist_train
+    n_mnist, n_user = len(mnist_y), len(user_y)
+    f = config.user_fraction
+    epoch_size = config.epoch_size or min(60_000, max(1_000, math.ceil(n_user / f)))
+    weights = np.concatenate(
+        [np.full(n_mnist, (1.0 - f) / max(1, n_mnist)), np.full(n_user, f / n_user)]
+    )
+    if n_mnist == 0:
+        weights[:] = 1.0 / n_user
+    outcome.mnist_samples = round(epoch_size * config.epochs * (1 - f)) if n_mnist else 0
+
+    from training.train import TrainConfig, save_result, train
+
+    train_config = TrainConfig(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        warmup=0.1,
+        seed=config.seed,
+        augment=config.augment,
+        augment_config=FINE_TUNE_AUGMENT,
+        model=ModelConfig.from_dict(body["model_config"]),
+        device=config.device,
+        threads=config.threads,
+    )
+    stage(
+        f"fine-tuning {active.version}: {config.epochs} epochs of {epoch_size} samples, "
+        f"{f:.0%} from {n_user} user digits"
+    )
+    # A small slice of MNIST test is enough to log progress; the gate uses all of it.
+    result = train(
+        train_config,
+        np.concatenate([mnist_x, user_x]),
+        np.concatenate([np.asarray(mnist_y, np.int64), user_y]),
+        mnist_test[0][:1000],
+        mnist_test[1][:1000],
+        init_state=body["state_dict"],
+        sample_weights=weights,
+        epoch_size=epoch_size,
+        progress=progress,
+    )
+    outcome.train_seconds = result.seconds
+
+    stage("evaluating the candidate and the active model")
+    candidate_clf = DigitClassifier.from_model(result.model, device=config.device)
+    outcome.active = score(active_clf, mnist_test, hold)
+    outcome.candidate = score(candidate_clf, mnist_test, hold)
+    promote, reason = decide(
+        outcome.active,
+        outcome.candidate,
+        max_mnist_drop=config.max_mnist_drop,
+        min_user_gain=config.min_user_gain,
+    )
+    outcome.reason = reason
+
+    version = f"ft-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-r{run_id}"
+    path = (Path(models_dir) / f"{version}.pt").resolve()
+    metrics = {
+        "mnist_test_accuracy": outcome.candidate.mnist_test_accuracy,
+        "user_holdout_accuracy": outcome.candidate.user_holdout_accuracy,
+        "candidate": outcome.candidate.to_dict(),
+        "active": outcome.active.to_dict(),
+        "active_version": active.version,
+        "decision": "promoted" if promote else "rejected",
+        "reason": reason,
+    }
+    data = {
+        "mnist_train": n_mnist,
+        "user_train_digits": n_user,
+        "user_holdout_digits": len(hold[1]),
+        "new_labels": outcome.new_labels,
+        "epoch_size": epoch_size,
+        "user_fraction": f,
+        "run_id": run_id,
+    }
+    stage(f"writing {path}")
+    sha = save_result(
+        path, result, version=version, metrics=metrics, data=data, parent=active.version
+    )
+    with db.session_scope(factory) as session:
+        db.register_model_version(
+            session,
+            version=version,
+            path=str(path),
+            sha256=sha,
+            parent_version=active.version,
+            data_summary=data,
+            metrics=metrics,
+            notes=reason,
+        )
+        if promote:
+            db.activate_model_version(session, version)
+        else:
+            db.reject_model_version(session, version, reason=reason)
+        db.finish_training_run(
+            session,
+            run_id,
+            status=RunStatus.SUCCEEDED,
+            mnist_samples=outcome.mnist_samples,
+            user_samples=n_user,
+            metrics={
+                **metrics,
+                "new_labels": outcome.new_labels,
+                "recovery": outcome.recovery,
+                "train_seconds": round(result.seconds, 1),
+            },
+            model_version=version,
+        )
+    outcome.status = "promoted" if promote else "rejected"
+    outcome.version = version
+    log.info("retrain run %d: %s", run_id, reason)
