@@ -48,10 +48,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     for path in args.images:
         try:
             data = path.read_bytes()
-            if args.all_pages:
-                readings = reader.read_pages(data)
-            else:
-                readings = [reader.read(data)]
+            readings = reader.read_pages(data) if args.all_pages else [reader.read(data)]
         except (ImageError, OSError) as exc:
             sys.stderr.write(f"{path}: {exc}\n")
             status = 1

@@ -211,10 +211,18 @@ def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarr
     horiz = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (lh, 1)))
     lv = max(15, round(1.8 * digit_h)) if digit_h else max(15, H // 3)
     vert = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, lv)))
+    # Slanted rules (perspective, a rotated page) escape the axis-aligned openings.
+    hh, hv = _hough_lines(m, min(lh, lv), digit_h)
+    horiz |= hh
+    vert |= hv
     # A line is thin: drop "lines" that are thick blobs (a heavily inked bar of a digit).
     max_t = max(3, round(0.3 * digit_h)) if digit_h else 3 + H // 20
     horiz = _thin_only(horiz, max_t, axis=0)
     vert = _thin_only(vert, max_t, axis=1)
+    # Take the blurred fringe of each line too, or slivers beside it survive as "1"s.
+    fringe = np.ones((5, 5), np.uint8)
+    horiz = cv2.dilate(horiz, fringe) & m
+    vert = cv2.dilate(vert, fringe) & m
     lines = (horiz | vert).astype(bool)
     if not lines.any():
         return mask, np.zeros_like(mask)
@@ -246,6 +254,29 @@ def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarr
         ).astype(bool)
         clean |= bridged & vert.astype(bool)
     return clean, walls | vert.astype(bool)
+
+
+def _hough_lines(m: np.ndarray, length: int, digit_h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of long straight segments within 20° of horizontal and of vertical."""
+    _H, _W = m.shape
+    horiz = np.zeros_like(m)
+    vert = np.zeros_like(m)
+    gap = max(2, round(0.04 * digit_h))
+    segs = cv2.HoughLinesP(
+        m, 1, np.pi / 180, threshold=max(10, length // 2), minLineLength=length, maxLineGap=gap
+    )
+    if segs is None:
+        return horiz, vert
+    for x1, y1, x2, y2 in np.asarray(segs).reshape(-1, 4):
+        angle = abs(np.degrees(np.arctan2(y2 - y1, x2 - x1))) % 180
+        if angle < 20 or angle > 160:
+            cv2.line(horiz, (int(x1), int(y1)), (int(x2), int(y2)), 1, 3)
+        elif 70 < angle < 110:
+            cv2.line(vert, (int(x1), int(y1)), (int(x2), int(y2)), 1, 3)
+    grow = np.ones((3, 3), np.uint8)
+    horiz = cv2.dilate(horiz & m, grow) & m
+    vert = cv2.dilate(vert & m, grow) & m
+    return horiz, vert
 
 
 def _thin_only(lines: np.ndarray, max_t: int, axis: int) -> np.ndarray:
@@ -338,6 +369,9 @@ def _drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) 
             continue  # a thin remnant of a frame at the border
         if edge and c.h <= 0.6 * digit_h and c.w <= 0.6 * digit_h:
             continue  # a fragment cut by the frame border
+        near_side = min(c.x, W - c.x2) < 0.3 * digit_h
+        if near_side and c.w < 0.15 * c.h and c.h > 0.6 * digit_h:
+            continue  # the side wall of a frame the crop was cut from
         fill = c.area / max(1, c.w * c.h)
         if fill > 0.85 and c.w > 0.5 * digit_h and c.h > 0.5 * digit_h:
             continue  # a solid blob: a shadow or a stain, not a stroke
@@ -443,6 +477,9 @@ def _split_touching(
             out.append(c)
             continue
         best = split_best(c, ink, scorer, digit_w)
+        if len(best) > 1:
+            # Pieces still too wide hold more digits (a run of touching zeros).
+            best = _split_touching(best, digit_h, digit_w, ink, scorer)
         out.extend(best)
     return out
 
@@ -468,11 +505,40 @@ def split_best(
         if len(opt) == 1:
             # The whole must beat the cut clearly when it is very wide.
             score -= 0.25 * max(0.0, aspect - 1.1)
+        elif not force:
+            # A cut must earn its place: one wide digit (a 2 with a long base) is common.
+            score -= 0.15 * (len(opt) - 1) * max(0.0, 1.6 - aspect) / 0.6
         if any(p.w < 0.15 * c.h for p in opt) and len(opt) > 1:
             score -= 0.5
         if score > best_score:
             best, best_score = opt, score
     return best
+
+
+def _merge_checked(
+    cands: list[Candidate], digit_h: float, ink: np.ndarray, scorer: Scorer
+) -> list[Candidate]:
+    """Merge side-by-side fragments (an open 4) when the classifier prefers the whole."""
+    cands = sorted(cands, key=lambda c: c.x)
+    i = 0
+    while i < len(cands) - 1:
+        a, b = cands[i], cands[i + 1]
+        gap = b.x - a.x2
+        v_overlap = min(a.y2, b.y2) - max(a.y, b.y)
+        union = merge(a, b)
+        plausible = (
+            gap <= 0.2 * digit_h
+            and v_overlap > 0.3 * min(a.h, b.h)
+            and union.w <= 0.9 * union.h
+            and (min(a.h, b.h) < 0.75 * union.h or min(a.confidence, b.confidence) < 0.8)
+        )
+        if plausible:
+            score_candidates([union], ink, scorer)
+            if union.confidence > 0.9 and union.confidence > min(a.confidence, b.confidence):
+                cands[i : i + 2] = [union]
+                continue
+        i += 1
+    return cands
 
 
 # --------------------------------------------------------------------------- lines
@@ -512,6 +578,14 @@ def split_numbers(line: list[Candidate], walls: np.ndarray) -> list[list[Candida
     h = float(np.median([c.h for c in line]))
     gaps = [b.x - a.x2 for a, b in itertools.pairwise(line)]
     ref = max(float(np.percentile(gaps, 25)), 0.15 * h)
+    if walls.any():
+        # Squared paper: its lines cross the digits themselves; a table's walls do not.
+        crossed = sum(
+            bool(walls[c.y + c.h // 5 : c.y2 - c.h // 5, c.x + c.w // 5 : c.x2 - c.w // 5].any())
+            for c in line
+        )
+        if crossed > 0.2 * len(line):
+            walls = np.zeros_like(walls)
     numbers = [[line[0]]]
     for a, b, gap in zip(line[:-1], line[1:], gaps, strict=True):
         wall = False
@@ -551,6 +625,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
     cands = _split_touching(cands, digit_h, digit_w, ink, scorer)
     score_candidates(cands, ink, scorer)
+    cands = _merge_checked(cands, digit_h, ink, scorer)
     lines = chain_lines(cands, digit_h)
     grouped = [split_numbers(line, walls) for line in lines]
     return Segmentation(grouped, scale, ink, clean)
