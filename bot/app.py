@@ -121,6 +121,7 @@ async def _post_init(
     engine = await asyncio.to_thread(db.make_engine, url)
     sessions = db.make_session_factory(engine)
     models = ModelManager(sessions, default_path=settings.model_path, data_dir=settings.data_dir)
+    await asyncio.to_thread(_init_vision_thread, settings.torch_threads)
     await models.refresh()
     workers = settings.vision_workers or os.cpu_count() or 2
     env = settings_env(settings)
@@ -131,7 +132,12 @@ async def _post_init(
         images=db.ImageStore(settings.images_dir if settings.store_images else None),
         models=models,
         limiter=RateLimiter(settings.rate_limit_per_minute),
-        vision_pool=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vision"),
+        vision_pool=ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="vision",
+            initializer=_init_vision_thread,
+            initargs=(settings.torch_threads,),
+        ),
         retrain=CommandRunner(retrain_argv or (*DIGITS, "retrain"), "retraining", env=env),
         export=CommandRunner(export_argv or (*DIGITS, "export"), "export", env=env),
     )
@@ -152,6 +158,14 @@ async def _post_init(
     log.info(
         "bot ready: model %s, database %s", models.current.version, engine.url.render_as_string()
     )
+
+
+def _init_vision_thread(torch_threads: int) -> None:
+    """Limit PyTorch's intra-op threads (per thread with OpenMP, so in every worker)."""
+    if torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(torch_threads)
 
 
 async def _register_commands(app: Application, settings: Settings) -> None:

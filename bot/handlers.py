@@ -331,12 +331,14 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await _reply(message, texts.TOO_BIG.format(size=">20"))
             return
         raise
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
     data = bytes(await telegram_file.download_as_bytearray())
 
     from vision.decode import ImageError
 
     loaded = r.models.current  # one model for the whole request, even across a swap
-    loop = asyncio.get_running_loop()
+    t1 = loop.time()
     try:
         pages = await loop.run_in_executor(
             r.vision_pool, service.read_image, loaded.reader, data, r.settings.max_pdf_pages
@@ -345,6 +347,7 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(message, html.escape(str(exc)))
         return
 
+    t2 = loop.time()
     found = [p for p in pages if not p.reading.empty]
     ids: list[int] = []
     if found:
@@ -360,6 +363,7 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             file_unique_id=media.file_unique_id,
             model_version=loaded.version,
         )
+    t3 = loop.time()
     reading_ids = iter(ids)
     for page in pages:
         multi = page.pages > 1
@@ -381,6 +385,14 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             reply_markup=keyboards.reading_keyboard(reading_id),
             do_quote=False,
         )
+    log.debug(
+        "photo from %s: download %.0f ms, read %.0f ms, store %.0f ms, reply %.0f ms",
+        user.id,
+        1000 * (t1 - t0),
+        1000 * (t2 - t1),
+        1000 * (t3 - t2),
+        1000 * (loop.time() - t3),
+    )
 
 
 # --- answers: buttons and corrections ----------------------------------------------------------

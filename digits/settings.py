@@ -84,6 +84,9 @@ class Settings:
     # Updates handled at once (photos in flight); the reading itself uses vision_workers.
     bot_concurrent_updates: int = 64
     vision_workers: int = 0  # 0: one per CPU core
+    # PyTorch threads per reading. Readings run in parallel on vision_workers threads;
+    # several intra-op threads per tiny batch only fight over the same cores.
+    torch_threads: int = 1
     # Learning loop
     retrain_time: str = "03:00"
     retrain_enabled: bool = True
@@ -145,6 +148,7 @@ class Settings:
             model_check_interval_s=_number("DIGITS_MODEL_CHECK_INTERVAL_S", 30.0),
             bot_concurrent_updates=int(_number("DIGITS_BOT_CONCURRENT_UPDATES", 64, int)),
             vision_workers=int(_number("DIGITS_VISION_WORKERS", 0, int)),
+            torch_threads=int(_number("DIGITS_TORCH_THREADS", 1, int)),
             retrain_time=_env("DIGITS_RETRAIN_TIME", "03:00"),
             retrain_enabled=_flag("DIGITS_RETRAIN_ENABLED", True),
             retrain_min_new_labels=int(_number("DIGITS_RETRAIN_MIN_NEW_LABELS", 200, int)),
