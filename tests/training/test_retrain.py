@@ -1,0 +1,229 @@
+"""The learning loop: gate decisions, registry records, the run lock, a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from loop_fixtures import populate, sqlite_url
+
+import db
+from db.models import ModelStatus, RunStatus
+from digits.cli import main
+from training.cli_retrain import EXIT_LOCKED
+from training.devsets import load_usps
+from training.retrain import RetrainConfig, Scores, decide, retrain
+from training.runlock import LockHeld, RunLock
+from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def usps(devsets_dir: Path):
+    return load_usps(devsets_dir, "train")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, usps) -> Path:
+    """A data dir whose database holds 600 labelled USPS digits from 10 users."""
+    url = sqlite_url(tmp_path / "data")
+    stats = populate(url, usps.images[:600], usps.labels[:600])
+    assert stats.digits == 600 and stats.corrected_readings > 0
+    return tmp_path / "data"
+
+
+def _run(data_dir: Path, mnist, **overrides):
+    config = RetrainConfig(
+        epochs=1, epoch_size=256, lr=1e-4, min_new_labels=100, threads=1, **overrides
+    )
+    engine = db.make_engine(sqlite_url(data_dir))
+    factory = db.make_session_factory(engine)
+    outcome = retrain(
+        factory,
+        models_dir=data_dir / "models",
+        mnist_train=(mnist[0].images[:3000], mnist[0].labels[:3000]),
+        mnist_test=(mnist[1].images[:500], mnist[1].labels[:500]),
+        config=config,
+        progress=False,
+    )
+    return outcome, factory, engine
+
+
+def test_gate_rules() -> None:
+    active = Scores(0.9930, 0.950, 200)
+    better = Scores(0.9925, 0.960, 200)  # MNIST -0.05 pt, users +1 pt
+    assert decide(active, better, max_mnist_drop=0.1, min_user_gain=0.0)[0]
+    forgets = Scores(0.9915, 0.990, 200)  # MNIST -0.15 pt
+    ok, why = decide(active, forgets, max_mnist_drop=0.1, min_user_gain=0.0)
+    assert not ok and "MNIST test -0.15 pt" in why
+    worse_users = Scores(0.9990, 0.945, 200)
+    assert not decide(active, worse_users, max_mnist_drop=0.1, min_user_gain=0.0)[0]
+    no_holdout = Scores(0.9930, None, 0)
+    ok, why = decide(Scores(0.9930, None, 0), no_holdout, max_mnist_drop=0.1, min_user_gain=0.0)
+    assert ok and "no user holdout" in why
+
+
+def test_promotion_accepted_then_skipped_without_new_labels(data_dir: Path, mnist) -> None:
+    outcome, factory, engine = _run(data_dir, mnist, max_mnist_drop=100.0, min_user_gain=-100.0)
+    try:
+        assert outcome.status == "promoted", outcome.reason
+        assert outcome.user_train_samples > 0 and outcome.user_holdout_samples > 0
+        with db.session_scope(factory) as session:
+            versions = {v.version: v for v in db.list_model_versions(session)}
+            active = db.active_model_version(session)
+            assert active is not None and active.version == outcome.version
+            # The shipped model was registered first and is the parent (rollback target).
+            parent = versions[outcome.parent]
+            assert Path(parent.path) == DEFAULT_MODEL_PATH and parent.status == ModelStatus.RETIRED
+            assert active.parent_version == parent.version
+            assert active.metrics["active"]["user_holdout_samples"] == outcome.user_holdout_samples
+            (run,) = db.list_training_runs(session)
+            assert run.status == RunStatus.SUCCEEDED and run.model_version == outcome.version
+            assert run.metrics["decision"] == "promoted" and run.user_samples > 0
+            path = Path(active.path)
+        clf = DigitClassifier.load(path)
+        assert clf.version == outcome.version and clf.sha256 == active.sha256
+        assert path.parent == data_dir / "models"
+
+        again, _, engine2 = _run(data_dir, mnist, max_mnist_drop=100.0, min_user_gain=-100.0)
+        engine2.dispose()
+        assert again.status == "skipped" and "only 0 new labelled digits" in again.reason
+        with db.session_scope(factory) as session:
+            assert db.active_model_version(session).version == outcome.version
+            assert db.list_training_runs(session)[0].status == RunStatus.SKIPPED
+    finally:
+        engine.dispose()
+
+
+def test_promotion_rejected_keeps_the_active_model(data_dir: Path, mnist) -> None:
+    # Demand 100 points more on the user holdout: no candidate can pass.
+    outcome, factory, engine = _run(data_dir, mnist, min_user_gain=100.0)
+    try:
+        assert outcome.status == "rejected" and "user holdout" in outcome.reason
+        with db.session_scope(factory) as session:
+            active = db.active_model_version(session)
+            assert active.version == outcome.parent and Path(active.path) == DEFAULT_MODEL_PATH
+            rejected = db.get_model_version(session, outcome.version)
+            assert rejected.status == ModelStatus.REJECTED and "rejected" in rejected.notes
+            assert rejected.metrics["candidate"]["user_holdout_accuracy"] is not None
+            assert rejected.metrics["active"]["mnist_test_accuracy"] > 0.9
+            (run,) = db.list_training_runs(session)
+            assert run.status == RunStatus.SUCCEEDED and run.metrics["decision"] == "rejected"
+    finally:
+        engine.dispose()
+
+
+def _env(data_dir: Path, mnist_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITS_", "DATABASE_"))}
+    env.update(
+        DIGITS_DATA_DIR=str(data_dir),
+        DIGITS_MNIST_DIR=str(mnist_dir),
+        DIGITS_STORE_IMAGES="false",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def test_second_concurrent_run_refuses(
+    tmp_path: Path, mnist_dir: Path, monkeypatch, capsys
+) -> None:
+    data_dir = tmp_path / "data"
+    for key, value in _env(data_dir, mnist_dir).items():
+        monkeypatch.setenv(key, value)
+    with RunLock(data_dir / "retrain.lock", "a retrain"):
+        assert main(["retrain"]) == EXIT_LOCKED
+        with pytest.raises(LockHeld, match="already in progress"):
+            RunLock(data_dir / "retrain.lock").acquire()
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "locked"
+    assert "already in progress" in err and f"pid {os.getpid()}" in err
+
+
+def test_killed_retrain_leaves_the_active_model_intact(
+    data_dir: Path, mnist_dir: Path, mnist
+) -> None:
+    # Give the data dir an active model first, as after a promotion.
+    _, factory, engine = _run(data_dir, mnist, max_mnist_drop=100.0, min_user_gain=-100.0)
+    with db.session_scope(factory) as session:
+        before = db.active_model_version(session)
+        before_version, before_path, before_sha = before.version, before.path, before.sha256
+    engine.dispose()
+    env = _env(data_dir, mnist_dir)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "digits.cli",
+            "retrain",
+            "--force",
+            "--epochs",
+            "50",
+            "--epoch-size",
+            "100000",
+            "--threads",
+            "1",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        seen = ""
+        while "retrain: fine-tuning" not in seen:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, f"retrain exited early:\n{seen}"
+            seen += line
+            assert time.monotonic() < deadline, seen
+        time.sleep(1.5)  # well inside the training loop
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    engine = db.make_engine(sqlite_url(data_dir))
+    try:
+        factory = db.make_session_factory(engine)
+        with db.session_scope(factory) as session:
+            active = db.active_model_version(session)
+            assert (active.version, active.path, active.sha256) == (
+                before_version,
+                before_path,
+                before_sha,
+            )
+            assert db.list_training_runs(session)[0].status == RunStatus.RUNNING
+        assert DigitClassifier.load(active.path).sha256 == before_sha
+        assert not list((data_dir / "models").glob(".*.tmp"))
+        # The OS released the lock with the dead process; the next run takes it, marks
+        # the interrupted run failed, and (no new labels) skips.
+        done = subprocess.run(
+            [sys.executable, "-m", "digits.cli", "retrain", "--threads", "1"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        assert summary["status"] == "skipped"
+        with db.session_scope(factory) as session:
+            runs = db.list_training_runs(session)
+            assert [r.status for r in runs[:2]] == [RunStatus.SKIPPED, RunStatus.FAILED]
+            assert "interrupted" in runs[1].error
+            assert db.active_model_version(session).version == before_version
+    finally:
+        engine.dispose()

@@ -1,0 +1,90 @@
+"""`digits export OUT_DIR`: the collected handwriting as a dataset (see training.export)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+from digits.settings import Settings
+
+
+def _date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", help="folder to create (must not exist)")
+    parser.add_argument(
+        "--formats",
+        default="idx,npz,png,csv,parquet",
+        help="comma-separated: idx, npz, png, csv, parquet (default: all)",
+    )
+    parser.add_argument("--since", type=_date, help="only digits labelled since this date")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--only-corrections", action="store_true", help="corrected + aligned")
+    group.add_argument("--only-confirmed", action="store_true", help="confirmed readings only")
+    parser.add_argument(
+        "--min-per-class", type=int, default=0, help="leave out classes with fewer digits"
+    )
+    parser.add_argument("--licence", help="licence text for the datasheet")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    import db
+    from training.export import DEFAULT_LICENCE, ExportError, collect, export, new_salt
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    salt = settings.export_salt
+    if not salt:
+        sys.stderr.write(
+            "digits export: DIGITS_EXPORT_SALT is not set; using a random salt, so writer "
+            "pseudonyms will differ from one export to the next\n"
+        )
+        salt = new_salt()
+    db.upgrade(settings.db_url)
+    engine = db.make_engine(settings.db_url)
+    try:
+        factory = db.make_session_factory(engine)
+        with db.session_scope(factory) as session:
+            dataset = collect(
+                session,
+                salt=salt,
+                since=args.since,
+                only_corrections=args.only_corrections,
+                only_confirmed=args.only_confirmed,
+                min_per_class=args.min_per_class,
+                holdout_fraction=settings.retrain_holdout_fraction,
+            )
+        out = export(
+            dataset,
+            Path(args.out),
+            formats,
+            licence=args.licence or DEFAULT_LICENCE,
+            stable_salt=bool(settings.export_salt),
+            progress=sys.stderr.isatty(),
+        )
+    except ExportError as exc:
+        sys.stderr.write(f"digits export: {exc}\n")
+        return 2
+    finally:
+        engine.dispose()
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "train": len(dataset.train.labels),
+                "test": len(dataset.test.labels),
+                "formats": formats,
+                "left_out_classes": dataset.dropped_classes,
+            }
+        )
+    )
+    return 0
