@@ -91,8 +91,8 @@ class Settings:
     retrain_time: str = "03:00"
     retrain_enabled: bool = True
     retrain_min_new_labels: int = 200
-    retrain_epochs: int = 3
-    retrain_lr: float = 1e-3
+    retrain_epochs: int = 2
+    retrain_lr: float = 3e-4
     retrain_user_fraction: float = 0.5
     retrain_epoch_size: int = 0  # samples per fine-tuning epoch; 0: sized to the user data
     retrain_holdout_fraction: float = 0.2  # share of users whose digits only judge models
@@ -152,8 +152,8 @@ class Settings:
             retrain_time=_env("DIGITS_RETRAIN_TIME", "03:00"),
             retrain_enabled=_flag("DIGITS_RETRAIN_ENABLED", True),
             retrain_min_new_labels=int(_number("DIGITS_RETRAIN_MIN_NEW_LABELS", 200, int)),
-            retrain_epochs=int(_number("DIGITS_RETRAIN_EPOCHS", 3, int)),
-            retrain_lr=_number("DIGITS_RETRAIN_LR", 1e-3),
+            retrain_epochs=int(_number("DIGITS_RETRAIN_EPOCHS", 2, int)),
+            retrain_lr=_number("DIGITS_RETRAIN_LR", 3e-4),
             retrain_user_fraction=_number("DIGITS_RETRAIN_USER_FRACTION", 0.5),
             retrain_epoch_size=int(_number("DIGITS_RETRAIN_EPOCH_SIZE", 0, int)),
             retrain_holdout_fraction=_number("DIGITS_RETRAIN_HOLDOUT_FRACTION", 0.2),
