@@ -32,10 +32,10 @@ def usps(devsets_dir: Path):
 
 @pytest.fixture
 def data_dir(tmp_path: Path, usps) -> Path:
-    """A data dir whose database holds 600 labelled USPS digits from 10 users."""
+    """A data dir whose database holds 400 labelled USPS digits from 10 users."""
     url = sqlite_url(tmp_path / "data")
-    stats = populate(url, usps.images[:600], usps.labels[:600])
-    assert stats.digits == 600 and stats.corrected_readings > 0
+    stats = populate(url, usps.images[:400], usps.labels[:400])
+    assert stats.digits == 400 and stats.corrected_readings > 0
     return tmp_path / "data"
 
 
@@ -48,8 +48,8 @@ def _run(data_dir: Path, mnist, **overrides):
     outcome = retrain(
         factory,
         models_dir=data_dir / "models",
-        mnist_train=(mnist[0].images[:3000], mnist[0].labels[:3000]),
-        mnist_test=(mnist[1].images[:500], mnist[1].labels[:500]),
+        mnist_train=(mnist[0].images[:2000], mnist[0].labels[:2000]),
+        mnist_test=(mnist[1].images[:300], mnist[1].labels[:300]),
         config=config,
         progress=False,
     )
@@ -149,12 +149,6 @@ def test_second_concurrent_run_refuses(
 def test_killed_retrain_leaves_the_active_model_intact(
     data_dir: Path, mnist_dir: Path, mnist
 ) -> None:
-    # Give the data dir an active model first, as after a promotion.
-    _, factory, engine = _run(data_dir, mnist, max_mnist_drop=100.0, min_user_gain=-100.0)
-    with db.session_scope(factory) as session:
-        before = db.active_model_version(session)
-        before_version, before_path, before_sha = before.version, before.path, before.sha256
-    engine.dispose()
     env = _env(data_dir, mnist_dir)
     proc = subprocess.Popen(
         [
@@ -184,7 +178,7 @@ def test_killed_retrain_leaves_the_active_model_intact(
             assert line or proc.poll() is None, f"retrain exited early:\n{seen}"
             seen += line
             assert time.monotonic() < deadline, seen
-        time.sleep(1.5)  # well inside the training loop
+        time.sleep(1.0)  # inside the training loop
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -198,32 +192,26 @@ def test_killed_retrain_leaves_the_active_model_intact(
     try:
         factory = db.make_session_factory(engine)
         with db.session_scope(factory) as session:
+            # The run registered the shipped model as active before training; it still is.
             active = db.active_model_version(session)
-            assert (active.version, active.path, active.sha256) == (
-                before_version,
-                before_path,
-                before_sha,
-            )
+            assert Path(active.path) == DEFAULT_MODEL_PATH
+            assert [v.version for v in db.list_model_versions(session)] == [active.version]
             assert db.list_training_runs(session)[0].status == RunStatus.RUNNING
-        assert DigitClassifier.load(active.path).sha256 == before_sha
-        assert not list((data_dir / "models").glob(".*.tmp"))
-        # The OS released the lock with the dead process; the next run takes it, marks
-        # the interrupted run failed, and (no new labels) skips.
-        done = subprocess.run(
-            [sys.executable, "-m", "digits.cli", "retrain", "--threads", "1"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        summary = json.loads(done.stdout.strip().splitlines()[-1])
-        assert summary["status"] == "skipped"
+            version, sha = active.version, active.sha256
+        assert DigitClassifier.load(active.path).sha256 == sha
+        assert not list((data_dir / "models").glob("*"))
+    finally:
+        engine.dispose()
+    # The OS released the lock with the dead process; the next run takes it, marks the
+    # interrupted run failed, and finishes normally.
+    with RunLock(data_dir / "retrain.lock"):
+        outcome, factory, engine = _run(data_dir, mnist, min_user_gain=100.0)
+    try:
+        assert outcome.status == "rejected" and outcome.parent == version
         with db.session_scope(factory) as session:
             runs = db.list_training_runs(session)
-            assert [r.status for r in runs[:2]] == [RunStatus.SKIPPED, RunStatus.FAILED]
+            assert [r.status for r in runs] == [RunStatus.SUCCEEDED, RunStatus.FAILED]
             assert "interrupted" in runs[1].error
-            assert db.active_model_version(session).version == before_version
+            assert db.active_model_version(session).version == version
     finally:
         engine.dispose()
