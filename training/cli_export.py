@@ -19,9 +19,11 @@ def _date(text: str) -> datetime:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out", help="folder to create (must not exist)")
+    parser.add_argument("out", nargs="?", help="folder to create (must not exist)")
+    parser.add_argument("--out", dest="out_option", help="the same, as an option")
     parser.add_argument(
         "--formats",
+        "--format",
         default="idx,npz,png,csv,parquet",
         help="comma-separated: idx, npz, png, csv, parquet (default: all)",
     )
@@ -42,6 +44,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from training.export import DEFAULT_LICENCE, ExportError, collect, export, new_salt
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    target = args.out or args.out_option
+    if not target or (args.out and args.out_option and args.out != args.out_option):
+        sys.stderr.write("digits export: give the output folder once (OUT or --out OUT)\n")
+        return 2
     salt = settings.export_salt
     if not salt:
         sys.stderr.write(
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
         out = export(
             dataset,
-            Path(args.out),
+            Path(target),
             formats,
             licence=args.licence or DEFAULT_LICENCE,
             stable_salt=bool(settings.export_salt),

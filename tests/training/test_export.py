@@ -118,3 +118,6 @@ def test_cli(url: str, tmp_path: Path, monkeypatch, capsys) -> None:
     assert summary["train"] > 0 and (tmp_path / "ds" / "idx").is_dir()
     assert main(["export", str(tmp_path / "ds")]) == 2
     assert "already exists" in capsys.readouterr().err
+    # The bot's spelling: --out DIR --format npz.
+    assert main(["export", "--out", str(tmp_path / "bot"), "--format", "npz"]) == 0
+    assert (tmp_path / "bot" / "digits.npz").is_file()
