@@ -220,25 +220,26 @@ async def running(app: Application, *, poll_timeout: float = 10.0) -> AsyncItera
             await app.post_shutdown(app)
 
 
+def webhook_options(settings: Settings) -> dict[str, object]:
+    """``run_webhook``/``start_webhook`` arguments: listen there, at the public URL's path."""
+    path = urlsplit(settings.webhook_url).path.lstrip("/")
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": path,
+        "webhook_url": settings.webhook_url,
+        "secret_token": settings.webhook_secret or None,
+        "allowed_updates": Update.ALL_TYPES,
+    }
+
+
 def run(settings: Settings) -> None:
     """Run until interrupted: a webhook when ``DIGITS_WEBHOOK_URL`` is set, else polling."""
     app = build_application(settings)
     if settings.webhook_url:
-        path = urlsplit(settings.webhook_url).path.lstrip("/")
-        log.info(
-            "webhook mode: listening on %s:%d/%s",
-            settings.webhook_listen,
-            settings.webhook_port,
-            path,
-        )
-        app.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path=path,
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret or None,
-            allowed_updates=Update.ALL_TYPES,
-        )
+        options = webhook_options(settings)
+        log.info("webhook mode: listening on %(listen)s:%(port)s/%(url_path)s", options)
+        app.run_webhook(**options)  # type: ignore[arg-type]
     else:
         log.info("long polling mode")
         app.run_polling(allowed_updates=Update.ALL_TYPES)

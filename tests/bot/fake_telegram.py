@@ -125,6 +125,7 @@ class FakeTelegram:
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[str, str, bytes]] = {}  # file_id -> (unique, path, bytes)
         self.commands: list[dict[str, Any]] = []
+        self.webhook: dict[str, Any] | None = None
         self.calls: dict[str, int] = defaultdict(int)
         self.errors: list[tuple[str, str]] = []
         self._runner: web.AppRunner | None = None
@@ -403,7 +404,19 @@ class FakeTelegram:
         return self.bot_user
 
     async def _m_deleteWebhook(self, params: dict, files: dict) -> bool:
+        self.webhook = None
         return True
+
+    async def _m_setWebhook(self, params: dict, files: dict) -> bool:
+        url = params.get("url", "")
+        if not url.startswith("https://"):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
+        self.webhook = dict(params)
+        return True
+
+    def take_update(self) -> dict[str, Any]:
+        """Remove and return the oldest queued update (to deliver it by webhook)."""
+        return self._updates.pop(0)
 
     async def _m_setMyCommands(self, params: dict, files: dict) -> bool:
         commands = params.get("commands") or []

@@ -198,7 +198,9 @@ async def test_responsive_while_20_photos_in_flight(fake: FakeTelegram, bot: Any
     assert [r.method for r in replies] == ["sendPhoto"] * 20
     assert all(f"<pre>{1000 + i}" in r.raw for i, r in enumerate(replies))
     last = max(r.at for r in replies)
-    assert help_at - start < 1.0 and help_at < last, (help_at - start, last - start)
+    # Not queued behind the photos: answered while they are still being read.
+    assert help_at < last, (help_at - start, last - start)
+    assert help_at - start < max(2.0, 0.5 * (last - start)), (help_at - start, last - start)
 
 
 def test_missing_token_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
