@@ -216,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist-dir", type=Path, default=None)
     parser.add_argument("-n", type=int, default=6)
     args = parser.parse_args(argv)
-    _, test = load_mnist(args.mnist_dir, allow_download=False)
+    from digits.settings import Settings
+
+    mnist_dir = args.mnist_dir or Settings.from_env().mnist_dir
+    _, test = load_mnist(mnist_dir, allow_download=False)
     write_samples(args.out_dir, test, n=args.n)
     return 0
 

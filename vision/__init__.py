@@ -6,6 +6,33 @@ photos and scans.
 
 from vision.checkpoint import CheckpointError
 from vision.classifier import DigitClassifier
+from vision.decode import (
+    CorruptImage,
+    ImageError,
+    ImageTooLarge,
+    TooManyPages,
+    UnsupportedFormat,
+    decode_image,
+    decode_pages,
+)
 from vision.normalize import PREPROCESSING_VERSION, normalize_digit
+from vision.reader import DigitReader, ReadDigit, Reading
+from vision.segment import SegmentationError
 
-__all__ = ["PREPROCESSING_VERSION", "CheckpointError", "DigitClassifier", "normalize_digit"]
+__all__ = [
+    "PREPROCESSING_VERSION",
+    "CheckpointError",
+    "CorruptImage",
+    "DigitClassifier",
+    "DigitReader",
+    "ImageError",
+    "ImageTooLarge",
+    "ReadDigit",
+    "Reading",
+    "SegmentationError",
+    "TooManyPages",
+    "UnsupportedFormat",
+    "decode_image",
+    "decode_pages",
+    "normalize_digit",
+]

@@ -137,7 +137,8 @@ def _decode_pil(data: bytes, fmt: str, max_pixels: int, max_pages: int) -> list[
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge("The image is too large to be read safely.") from exc
     except UnidentifiedImageError as exc:
-        raise UnsupportedFormat("This file is not an image format that can be read.") from exc
+        # The magic bytes said this format: unreadable past them means damaged.
+        raise CorruptImage(f"The {fmt.upper()} image is damaged or incomplete.") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise CorruptImage(f"The {fmt.upper()} image is damaged or incomplete.") from exc
 
@@ -225,6 +226,10 @@ def decode_pages(
         )
     if fmt == "pdf":
         return _decode_pdf(raw, max_pixels, max_pages, pdf_dpi)
+    if fmt == "png" and len(raw) >= 24 and raw[12:16] == b"IHDR":
+        # Refuse a bomb from its header alone, before any decoder allocates for it.
+        width, height = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+        _check_pixels(width, height, max_pixels)
     if fmt in {"jpeg", "png"}:
         img = _decode_fast(raw, fmt, max_pixels)
         if img is not None:

@@ -7,6 +7,7 @@ one reader. To swap models, `with_classifier` returns a new reader (or assign
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -229,7 +230,7 @@ def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
                     (b.x - a.x2) / median_h + abs(a.cy - b.cy) / median_h,
                     i,
                 )
-                for i, (a, b) in enumerate(zip(ordered[:-1], ordered[1:], strict=True))
+                for i, (a, b) in enumerate(itertools.pairwise(ordered))
             ]
             _, i = min(pairs)
             merged = merge(ordered[i], ordered[i + 1])

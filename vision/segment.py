@@ -142,14 +142,17 @@ def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool) -> np.ndarray:
 
 
 def detect_light_ink(grey: np.ndarray) -> bool:
-    """True for light writing on a dark background (chalkboard, inverted scans)."""
-    small = cv2.resize(grey, (max(1, grey.shape[1] // 4), max(1, grey.shape[0] // 4)))
-    dark = _channel_ink([small], dark_ink=True)
-    light = _channel_ink([small], dark_ink=False)
-    dark_mass = float((dark > 0.25).mean())
-    light_mass = float((light > 0.25).mean())
-    # Background is the majority; ink deviates from it. Require a clear margin to invert.
-    return light_mass > 2.0 * dark_mass + 0.002 and float(np.median(small)) < 128
+    """True for light writing on a dark background (chalkboard, inverted scans).
+
+    The background is the bulk of the pixels; ink is the minority that departs from it.
+    Light ink is assumed only on a dark page where bright outliers outnumber dark ones.
+    """
+    median = float(np.median(grey))
+    if median >= 110:
+        return False
+    bright = float((grey > median + 60).mean())
+    dark = float((grey < median - 40).mean())
+    return 0.001 < bright < 0.4 and bright > 2.0 * dark
 
 
 def ink_map(image: np.ndarray) -> np.ndarray:
@@ -377,6 +380,24 @@ def _drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) 
             continue  # a solid blob: a shadow or a stain, not a stroke
         out.append(c)
     return out
+
+
+def _half_width(c: Candidate) -> float:
+    padded = cv2.copyMakeBorder(c.mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
+    return float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
+
+
+def _drop_blobs(cands: list[Candidate], digit_h: float) -> list[Candidate]:
+    """Drop shapes far bolder than the writing's strokes: shadows, stains, the table."""
+    if len(cands) < 2:
+        return cands
+    widths = [_half_width(c) for c in cands]
+    typical = float(np.median(widths))
+    return [
+        c
+        for c, w in zip(cands, widths, strict=True)
+        if not (w > 2.5 * typical and w > 0.08 * digit_h)
+    ]
 
 
 # --------------------------------------------------------------------------- crops
@@ -618,6 +639,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     cands = [c for c in cands if c.h >= 0.25 * digit_h or c.w >= 0.25 * digit_h]
     cands = _merge_fragments(cands, digit_h)
     cands = _drop_noise(cands, digit_h, clean.shape)
+    cands = _drop_blobs(cands, digit_h)
     if not cands:
         return Segmentation([], scale, ink, clean)
     digit_h = float(np.median([c.h for c in cands]))

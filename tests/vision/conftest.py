@@ -1,0 +1,93 @@
+"""Shared fixtures for the reader's tests: one loaded reader, MNIST test digits, dev photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def reader():
+    from vision import DigitReader
+
+    return DigitReader.load()
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    from training.mnist import load_mnist
+
+    directory = os.environ.get("DIGITS_MNIST_DIR") or str(ROOT.parent / "shared" / "mnist")
+    _, test = load_mnist(directory, allow_download=False)
+    return test
+
+
+@pytest.fixture(scope="session")
+def clear_digits(reader, mnist_test):
+    """One MNIST test image per class that the classifier reads with ≥ 99 % confidence."""
+    probs = reader.classifier.classify(mnist_test.images[:2000])
+    out = {}
+    for i, (p, label) in enumerate(zip(probs, mnist_test.labels[:2000], strict=True)):
+        label = int(label)
+        if label not in out and p.argmax() == label and p.max() > 0.99:
+            out[label] = mnist_test.images[i]
+    assert len(out) == 10
+    return out
+
+
+@pytest.fixture(scope="session")
+def devsets_dir() -> Path:
+    raw = os.environ.get("DIGITS_DEVSETS_DIR") or str(ROOT.parent / "shared" / "devsets")
+    path = Path(raw)
+    if not (path / "photos" / "labels.csv").exists():
+        pytest.fail(
+            f"real-photo dev set missing: {path / 'photos' / 'labels.csv'} not found; "
+            "set DIGITS_DEVSETS_DIR to the folder holding photos/ (CI: ../shared/devsets)"
+        )
+    return path
+
+
+def render(
+    text: str,
+    digits: dict[int, np.ndarray],
+    *,
+    height: int = 60,
+    gap: float = 0.3,
+    size: tuple[int, int] = (640, 480),
+    paper: tuple[int, int, int] = (235, 235, 235),
+    ink: tuple[int, int, int] = (30, 30, 30),
+    line_gap: float = 2.0,
+) -> np.ndarray:
+    """Draw `text` (digits, spaces, newlines) with MNIST digits onto plain paper (BGR)."""
+    w, h = size
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = paper
+    y = int(0.15 * h)
+    for line in text.split("\n"):
+        x = int(0.08 * w)
+        for ch in line:
+            if ch == " ":
+                x += int(2.0 * height)
+                continue
+            alpha = _alpha(digits[int(ch)], height)
+            ah, aw = alpha.shape
+            region = img[y : y + ah, x : x + aw]
+            a = alpha[: region.shape[0], : region.shape[1], None]
+            region[:] = region * (1 - a) + np.array(ink, np.float32) * a
+            x += aw + int(gap * height)
+        y += int(line_gap * height)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _alpha(img28: np.ndarray, height: int) -> np.ndarray:
+    ys, xs = np.nonzero(img28 > 30)
+    crop = img28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255
+    ch, cw = crop.shape
+    out = cv2.resize(crop, (max(2, round(cw * height / ch)), height), cv2.INTER_CUBIC)
+    return np.clip((out - 0.4) * 3.0, 0, 1)

@@ -1,0 +1,133 @@
+"""Decoding: every supported container, EXIF orientation, and each documented error."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision.decode import (
+    CorruptImage,
+    ImageError,
+    ImageTooLarge,
+    TooManyPages,
+    UnsupportedFormat,
+    decode_image,
+    decode_pages,
+)
+
+
+def _pil_bytes(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _picture() -> Image.Image:
+    arr = np.full((40, 60, 3), 255, np.uint8)
+    arr[10:30, 5:15] = (0, 0, 255)  # a red block on the left (RGB)
+    return Image.fromarray(arr)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF"])
+def test_formats_decode_to_bgr(fmt: str) -> None:
+    page = decode_image(_pil_bytes(_picture(), fmt))
+    assert page.shape[:2] == (40, 60) and page.dtype == np.uint8
+    b, g, r = page[20, 10][:3] if page.ndim == 3 else (page[20, 10],) * 3
+    assert b > 150 and r < 100  # PIL's blue (RGB 0,0,255) is BGR channel 0
+
+
+def test_grey_png_stays_grey() -> None:
+    page = decode_image(_pil_bytes(Image.new("L", (30, 20), 128), "PNG"))
+    assert page.shape == (20, 30)
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = _picture()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    page = decode_image(_pil_bytes(img, "JPEG", exif=exif.tobytes()))
+    assert page.shape[:2] == (60, 40)
+
+
+def test_multipage_tiff_gives_every_page() -> None:
+    pages = [Image.new("L", (20, 10), v) for v in (0, 128, 255)]
+    data = _pil_bytes(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+    out = decode_pages(data)
+    assert [int(p.mean()) for p in out] == [0, 128, 255]
+    with pytest.raises(TooManyPages):
+        decode_pages(data, max_pages=2)
+
+
+def test_pdf_pages_are_rendered() -> None:
+    pages = [Image.new("RGB", (200, 100), (255, 255, 255)) for _ in range(2)]
+    data = _pil_bytes(pages[0], "PDF", save_all=True, append_images=pages[1:], resolution=50)
+    out = decode_pages(data)
+    assert len(out) == 2
+    assert out[0].shape[1] > 400  # 4 in at 150 dpi
+    with pytest.raises(TooManyPages):
+        decode_pages(data, max_pages=1)
+
+
+def test_zero_bytes() -> None:
+    with pytest.raises(CorruptImage, match="empty"):
+        decode_image(b"")
+
+
+def test_text_file() -> None:
+    with pytest.raises(UnsupportedFormat):
+        decode_image(b"hello, this is not an image\n")
+
+
+def test_malformed_jpeg() -> None:
+    with pytest.raises(CorruptImage):
+        decode_image(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+
+
+def test_truncated_png() -> None:
+    data = _pil_bytes(
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)), "PNG"
+    )
+    with pytest.raises(CorruptImage):
+        decode_image(data[: len(data) // 2])
+
+
+def test_truncated_pdf() -> None:
+    data = _pil_bytes(Image.new("RGB", (50, 50), (255, 255, 255)), "PDF")
+    with pytest.raises(CorruptImage):
+        decode_pages(data[:60])
+
+
+def _png_header(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + b"\x00" * 64
+    )
+
+
+def test_decompression_bomb_header() -> None:
+    with pytest.raises(ImageTooLarge):
+        decode_image(_png_header(30000, 30000))
+
+
+def test_pixel_limit_is_configurable() -> None:
+    data = cv2.imencode(".png", np.zeros((100, 100), np.uint8))[1].tobytes()
+    with pytest.raises(ImageTooLarge):
+        decode_image(data, max_pixels=5000)
+
+
+def test_errors_are_value_errors_with_one_sentence() -> None:
+    with pytest.raises(ImageError) as info:
+        decode_image(b"GIF89a-not-really")
+    assert isinstance(info.value, ValueError)
+    assert str(info.value).endswith(".")
