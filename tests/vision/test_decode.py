@@ -38,7 +38,7 @@ def _picture() -> Image.Image:
 def test_formats_decode_to_bgr(fmt: str) -> None:
     page = decode_image(_pil_bytes(_picture(), fmt))
     assert page.shape[:2] == (40, 60) and page.dtype == np.uint8
-    b, g, r = page[20, 10][:3] if page.ndim == 3 else (page[20, 10],) * 3
+    b, _g, r = page[20, 10][:3] if page.ndim == 3 else (page[20, 10],) * 3
     assert b > 150 and r < 100  # PIL's blue (RGB 0,0,255) is BGR channel 0
 
 

@@ -39,7 +39,7 @@ def test_boxes_are_in_original_coordinates(reader, clear_digits) -> None:
     img = render("86", clear_digits, size=(2400, 1800), height=220)
     reading = reader.read(img)
     assert reading.text == "86"
-    x, y, w, h = reading.digits[0].box
+    x, y, _w, h = reading.digits[0].box
     assert 150 <= x <= 250 and 200 <= y <= 330 and 180 <= h <= 260
 
 
