@@ -185,7 +185,9 @@ async def run_retrain(
             await context.bot.send_message(requested_by, texts.RETRAIN_BUSY)
         return None
     summary = html.escape(outcome.describe())
-    if outcome.ok:
+    if outcome.summary and outcome.summary.get("status") == "locked":
+        text = texts.RETRAIN_LOCKED
+    elif outcome.ok:
         template = texts.RETRAIN_SCHEDULED if scheduled else texts.RETRAIN_DONE
         text = template.format(summary=summary)
     else:

@@ -35,6 +35,9 @@ SETTINGS_ENV = {
     "retrain_epochs": "DIGITS_RETRAIN_EPOCHS",
     "retrain_lr": "DIGITS_RETRAIN_LR",
     "retrain_user_fraction": "DIGITS_RETRAIN_USER_FRACTION",
+    "retrain_epoch_size": "DIGITS_RETRAIN_EPOCH_SIZE",
+    "retrain_holdout_fraction": "DIGITS_RETRAIN_HOLDOUT_FRACTION",
+    "store_images": "DIGITS_STORE_IMAGES",
     "promote_max_mnist_drop": "DIGITS_PROMOTE_MAX_MNIST_DROP",
     "promote_min_user_gain": "DIGITS_PROMOTE_MIN_USER_GAIN",
     "export_salt": "DIGITS_EXPORT_SALT",
@@ -67,14 +70,36 @@ class Outcome:
         return self.returncode == 0
 
     def describe(self) -> str:
-        """One short line for a chat message."""
+        """One short line for a chat message, from the summary (else the output's tail)."""
         if self.summary:
-            message = self.summary.get("message") or self.summary.get("outcome")
-            if isinstance(message, str) and message:
-                return message[:500]
-            return json.dumps(self.summary, sort_keys=True)[:500]
+            return describe_summary(self.summary)[:500]
         tail = (self.stderr_tail or self.stdout_tail).strip().splitlines()
         return (tail[-1] if tail else "no output")[:500]
+
+
+def _percent(scores: Any, key: str) -> str | None:
+    value = scores.get(key) if isinstance(scores, dict) else None
+    return f"{100 * value:.2f} %" if isinstance(value, int | float) else None
+
+
+def describe_summary(summary: dict[str, Any]) -> str:
+    """``digits retrain``'s JSON summary as a sentence; other summaries as key: value."""
+    status = summary.get("status")
+    if not isinstance(status, str):
+        return ", ".join(f"{k}: {v}" for k, v in summary.items() if not isinstance(v, dict))
+    parts = [status]
+    if summary.get("version") and status == "promoted":
+        parts[0] += f", now {summary['version']}"
+    if summary.get("reason"):
+        parts.append(str(summary["reason"]))
+    for key, name in (("mnist_test_accuracy", "MNIST"), ("user_holdout_accuracy", "users")):
+        before = _percent(summary.get("active"), key)
+        after = _percent(summary.get("candidate"), key)
+        if before and after:
+            parts.append(f"{name} {before} → {after}")
+    if summary.get("new_labels"):
+        parts.append(f"{summary['new_labels']} new labels")
+    return "; ".join(parts)
 
 
 def last_json_line(text: str) -> dict[str, Any] | None:

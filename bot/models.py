@@ -45,6 +45,10 @@ def _load_reader(path: Path | None) -> Any:
     return DigitReader.load(model=classifier)
 
 
+def _sha256(model: LoadedModel) -> str | None:
+    return getattr(getattr(model.reader, "classifier", None), "sha256", None) or None
+
+
 class ModelManager:
     """Holds the current reader; ``refresh`` swaps in the database's active model."""
 
@@ -81,18 +85,20 @@ class ModelManager:
                 return base / path
         return path
 
-    def _active(self) -> tuple[str, str] | None:
+    def _active(self) -> tuple[str, str, str] | None:
         with self._session_factory() as session:
             active = db.active_model_version(session)
-            return (active.version, active.path) if active is not None else None
+            if active is None:
+                return None
+            return (active.version, active.path, active.sha256)
 
-    def _load(self, wanted: tuple[str, str] | None) -> LoadedModel:
+    def _load(self, wanted: tuple[str, str, str] | None) -> LoadedModel:
         if wanted is None:
             reader = self._loader(self._default_path)
             version = getattr(getattr(reader, "classifier", None), "version", None)
             path = str(self._default_path or "shipped default")
             return LoadedModel(reader, str(version or "default"), path, from_db=False)
-        version, raw = wanted
+        version, raw, _sha = wanted
         path = self._resolve(raw)
         return LoadedModel(self._loader(path), version, str(path), from_db=True)
 
@@ -110,6 +116,14 @@ class ModelManager:
                     return False
                 if wanted is not None and current.from_db and wanted[0] == current.version:
                     return False
+            if current is not None and wanted is not None and wanted[2] == _sha256(current):
+                # The same weights registered under a version name (e.g. the shipped model
+                # when the registry is bootstrapped): adopt the name, nothing to load.
+                self._current = LoadedModel(current.reader, wanted[0], current.path, True)
+                log.info(
+                    "model %s is the loaded one; now recorded as %s", current.version, wanted[0]
+                )
+                return False
             key = wanted[0] if wanted else ""
             failed_at = self._failed.get(key)
             if current is not None and failed_at and time.monotonic() - failed_at < RETRY_FAILED_S:

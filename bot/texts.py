@@ -217,6 +217,7 @@ def model_info(loaded: str, path: str, active: str | None, metrics: dict | None)
 RETRAIN_STARTED = "Retraining started; I will report when it is done."
 RETRAIN_BUSY = "A retraining is already running; I will report when it is done."
 RETRAIN_DONE = "Retraining finished: {summary}"
+RETRAIN_LOCKED = "Not started: another retraining is running (cron or another bot instance)."
 RETRAIN_FAILED = "Retraining failed (exit code {code}): {summary}"
 RETRAIN_SCHEDULED = "Scheduled retraining finished: {summary}"
 MODEL_SWAPPED = "Now reading with model {version}."

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from botkit import ADMIN, FAKE_DIGITS
 from fake_telegram import FakeTelegram
+from images import mnist_dir
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
         api_base_url=fake.base_url,
         file_base_url=fake.base_file_url,
         admin_ids=frozenset({ADMIN.id}),
+        mnist_dir=mnist_dir(),
         retrain_enabled=False,
         model_check_interval_s=0,
     )
@@ -61,6 +63,14 @@ async def start_bot() -> AsyncIterator[BotFactory]:
 
 @pytest.fixture
 async def bot(settings: Settings, start_bot: BotFactory) -> Any:
+    """The bot as ``digits bot`` builds it: the real ``digits retrain``/``digits export``."""
+    return await start_bot(settings)
+
+
+@pytest.fixture
+async def bot_with_double(settings: Settings, start_bot: BotFactory) -> Any:
+    """The bot running a test double for retrain/export whose duration and outcome the
+    test controls (a real retraining takes minutes)."""
     return await start_bot(
         settings, retrain_argv=(*FAKE_DIGITS, "retrain"), export_argv=(*FAKE_DIGITS, "export")
     )

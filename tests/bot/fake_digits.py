@@ -57,8 +57,11 @@ def main() -> int:
     if args.command == "retrain" and activate and code == 0:
         promote(Path(activate))
     print("working...")
-    outcome = "promoted" if code == 0 else "failed"
-    print(json.dumps({"outcome": outcome, "message": f"fake {args.command}: {outcome}"}))
+    status = "promoted" if code == 0 else "failed"
+    summary = {"status": status, "reason": f"fake {args.command}"}
+    if activate and code == 0:
+        summary["version"] = Path(activate).stem
+    print(json.dumps(summary))
     if log:
         with open(log, "a") as handle:
             handle.write(f"{args.command} end {os.getpid()} {time.time()}\n")

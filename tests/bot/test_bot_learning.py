@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -19,17 +18,20 @@ from telegram.ext import CallbackContext
 import db
 from bot import handlers, texts
 from bot.app import RESOURCES, parse_retrain_time
-from bot.jobs import CommandRunner, last_json_line, settings_env
+from bot.jobs import CommandRunner, describe_summary, last_json_line, settings_env
 from bot.models import ModelManager
 from digits.settings import Settings, SettingsError
 from vision.classifier import DEFAULT_MODEL_PATH
 
 
 def new_model(tmp_path: Path, name: str) -> Path:
-    """A model file of our own (the shipped weights under another version name)."""
+    """A model file of our own: the shipped weights, saved as another version."""
+    from vision.checkpoint import load_checkpoint, save_checkpoint
+
     path = tmp_path / "models" / f"{name}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(DEFAULT_MODEL_PATH, path)
+    body = load_checkpoint(DEFAULT_MODEL_PATH)
+    body["version"] = name
+    save_checkpoint(path, body)
     return path
 
 
@@ -133,14 +135,15 @@ async def test_bot_switches_model_without_restart(
 
 
 async def test_retrain_command_promotes_and_bot_swaps(
-    fake: FakeTelegram, bot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake: FakeTelegram, bot_with_double: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_DIGITS_ACTIVATE", str(new_model(tmp_path, "v3")))
     await fake.send_text_from(ADMIN, "/retrain")
     assert (await fake.wait_for_reply(ADMIN.id)).text == texts.RETRAIN_STARTED
     done = await fake.wait_for_reply(ADMIN.id, timeout=30)
-    assert "promoted" in done.text and texts.MODEL_SWAPPED.format(version="v3") in done.text
-    assert bot.bot_data[RESOURCES].models.current.version == "v3"
+    assert done.text.startswith("Retraining finished: promoted, now v3; fake retrain")
+    assert texts.MODEL_SWAPPED.format(version="v3") in done.text
+    assert bot_with_double.bot_data[RESOURCES].models.current.version == "v3"
     await fake.send_text_from(ADMIN, "/modelinfo")
     info = await fake.wait_for_reply(ADMIN.id)
     assert "Active in database: v3" in info.text and "mnist_accuracy: 0.99" in info.text
@@ -148,14 +151,14 @@ async def test_retrain_command_promotes_and_bot_swaps(
 
 async def test_scheduled_retraining_never_runs_twice_at_once(
     fake: FakeTelegram,
-    bot: Any,
+    bot_with_double: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runs = tmp_path / "runs.log"
     monkeypatch.setenv("FAKE_DIGITS_LOG", str(runs))
     monkeypatch.setenv("FAKE_DIGITS_SLEEP", "1.0")
-    context = CallbackContext(bot)
+    context = CallbackContext(bot_with_double)
     # The daily job fires three times at once, and an admin asks while it runs.
     jobs = asyncio.gather(*(handlers.scheduled_retrain(context) for _ in range(3)))
     await asyncio.sleep(0.3)
@@ -163,17 +166,17 @@ async def test_scheduled_retraining_never_runs_twice_at_once(
     assert (await fake.wait_for_reply(ADMIN.id)).text == texts.RETRAIN_BUSY
     await jobs
     report = await fake.wait_for_reply(ADMIN.id, timeout=30)
-    assert report.text.startswith("Scheduled retraining finished: fake retrain: promoted")
+    assert report.text.startswith("Scheduled retraining finished: promoted; fake retrain")
     assert runs.read_text().count("retrain start") == 1
 
 
 async def test_retrain_failure_is_reported(
-    fake: FakeTelegram, bot: Any, monkeypatch: pytest.MonkeyPatch
+    fake: FakeTelegram, bot_with_double: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_DIGITS_EXIT", "3")
-    await handlers.scheduled_retrain(CallbackContext(bot))
+    await handlers.scheduled_retrain(CallbackContext(bot_with_double))
     report = await fake.wait_for_reply(ADMIN.id, timeout=30)
-    assert report.text.startswith("Retraining failed (exit code 3): fake retrain: failed")
+    assert report.text.startswith("Retraining failed (exit code 3): failed; fake retrain")
 
 
 async def test_daily_job_scheduled_or_off(
@@ -196,12 +199,25 @@ async def test_command_runner_one_at_a_time() -> None:
     results = await asyncio.gather(runner.run(), runner.run(), runner.run())
     assert [r is None for r in results].count(False) == 1
     outcome = next(r for r in results if r is not None)
-    assert outcome.ok and outcome.summary == {
-        "outcome": "promoted",
-        "message": "fake retrain: promoted",
-    }
+    assert outcome.ok and outcome.summary == {"status": "promoted", "reason": "fake retrain"}
     assert time.monotonic() - started < 5 and not runner.running
     assert await runner.run() is not None  # free again afterwards
+
+
+def test_retrain_summary_sentence() -> None:
+    summary = {
+        "status": "promoted",
+        "reason": "better on users' digits",
+        "version": "v20261121-0300",
+        "new_labels": 240,
+        "active": {"mnist_test_accuracy": 0.991, "user_holdout_accuracy": 0.9},
+        "candidate": {"mnist_test_accuracy": 0.9905, "user_holdout_accuracy": 0.95},
+    }
+    assert describe_summary(summary) == (
+        "promoted, now v20261121-0300; better on users' digits; MNIST 99.10 % → 99.05 %; "
+        "users 90.00 % → 95.00 %; 240 new labels"
+    )
+    assert describe_summary({"out": "/x", "train": 3}) == "out: /x, train: 3"
 
 
 def test_summary_and_env_helpers(tmp_path: Path) -> None:
