@@ -16,7 +16,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,9 @@ from tqdm import tqdm
 
 import db
 from digits.settings import Settings
+from training.label_recovery import aligned_records
 from vision.classifier import DigitClassifier
+from vision.reader import DigitReader
 
 BASE_TELEGRAM_ID = 7_000_000
 
@@ -43,6 +45,20 @@ class SimStats:
     corrected_digits: int = 0  # digits labelled through a correction
     wrong_digits: int = 0  # of those, how many the model had read wrong
     unused_digits: int = 0  # left over once the target was reached
+    used: list[int] = field(default_factory=list, repr=False)  # indices sent
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: v for k, v in asdict(self).items() if k != "used"}
+
+
+@dataclass
+class PhotoStats:
+    readings: int = 0
+    digits: int = 0
+    confirmed: int = 0
+    corrected_same_count: int = 0  # labelled directly
+    corrected_other_count: int = 0  # digit count differed: waits for label recovery
+    nothing_found: int = 0
 
 
 def pseudo_writers(n: int, users: int, seed: int) -> list[np.ndarray]:
@@ -150,6 +166,7 @@ def simulate_users(
                 )
                 stats.readings += 1
                 stats.digits += len(idx)
+                stats.used.extend(int(i) for i in idx)
                 truth = labels[idx]
                 wrong = int((probs[idx].argmax(1) != truth).sum())
                 if wrong == 0:
@@ -167,9 +184,11 @@ def simulate_users(
     return stats
 
 
-def compose_photo(crops: np.ndarray, *, touching: set[int] = frozenset(), scale: int = 3) -> bytes:
+def compose_photo(
+    crops: np.ndarray, *, touching: set[int] = frozenset(), overlap: int = 2, scale: int = 3
+) -> bytes:
     """A PNG of dark digits on white paper in one row; pairs (i, i+1) for i in `touching`
-    overlap, so the segmenter sees one shape where the writer wrote two digits."""
+    overlap by `overlap` crop pixels, as when a writer's digits run into each other."""
     size = 28 * scale
     gap = 10 * scale
     canvas = np.zeros((size + 2 * gap, gap + len(crops) * (size + gap)), np.uint8)
@@ -181,11 +200,78 @@ def compose_photo(crops: np.ndarray, *, touching: set[int] = frozenset(), scale:
         ink = big[:, x0:x1]
         region = canvas[gap : gap + size, x : x + ink.shape[1]]
         np.maximum(region, ink, out=region)
-        x += ink.shape[1] + (-2 * scale if i in touching else gap)
+        x += ink.shape[1] + (-overlap * scale if i in touching else gap)
     canvas = canvas[:, : x + gap]
     ok, png = cv2.imencode(".png", 255 - canvas)
     assert ok
     return png.tobytes()
+
+
+def simulate_photo_readings(
+    factory: sessionmaker[Session],
+    reader: DigitReader,
+    store: db.ImageStore,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    users: int,
+    per_reading: int = 6,
+    p_touch: float = 0.25,
+    overlap: int = 4,
+    seed: int = 0,
+    start: datetime | None = None,
+    progress: bool = True,
+) -> PhotoStats:
+    """Readings of real photos (digits composed on paper, some running into each other),
+    read by the real reader and stored with their image; users confirm or correct.
+
+    A correction with another digit count than the reader found goes to review: this is
+    what label recovery works on.
+    """
+    rng = np.random.default_rng(seed)
+    stats = PhotoStats()
+    now = start or datetime.now(UTC) - timedelta(hours=12)
+    chunks = [
+        np.arange(i, min(i + per_reading, len(labels))) for i in range(0, len(labels), per_reading)
+    ]
+    for k, idx in enumerate(tqdm(chunks, desc="photo readings", disable=not progress)):
+        touching = {i for i in range(len(idx) - 1) if rng.random() < p_touch}
+        png = compose_photo(images[idx], touching=touching, overlap=overlap)
+        read = reader.read(png)
+        if not read.digits:
+            stats.nothing_found += 1
+            continue
+        telegram_id = BASE_TELEGRAM_ID + k % users
+        truth = "".join(str(int(v)) for v in labels[idx])
+        now += timedelta(seconds=1)
+        with db.session_scope(factory) as session:
+            stored = store.put(png)
+            reading = db.record_reading(
+                session,
+                telegram_id=telegram_id,
+                chat_id=telegram_id,
+                message_id=None,
+                file_unique_id=None,
+                image_sha256=stored.sha256,
+                image_path=str(stored.path) if stored.path else None,
+                width=read.width,
+                height=read.height,
+                model_version=reader.classifier.version,
+                text=read.text,
+                digits=aligned_records(read),
+                elapsed_ms=read.elapsed_ms,
+                now=now,
+            )
+            stats.readings += 1
+            stats.digits += len(idx)
+            if "".join(str(d.label) for d in read.digits) == truth:
+                db.confirm_reading(session, reading.id, telegram_id, now=now)
+                stats.confirmed += 1
+            elif db.correct_reading(session, reading.id, telegram_id, truth, now=now).labelled:
+                stats.corrected_same_count += 1
+            else:
+                stats.corrected_other_count += 1
+    return stats
 
 
 # --- the command -------------------------------------------------------------------------
@@ -195,6 +281,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=40)
     parser.add_argument("--digits-per-reading", type=int, default=10)
     parser.add_argument("--corrected", type=int, default=2000, help="corrected digits to collect")
+    parser.add_argument(
+        "--photo-readings",
+        type=int,
+        default=100,
+        help="extra readings as photos from the digits left over (exercises label recovery)",
+    )
     parser.add_argument("--epochs", type=int, help="default: DIGITS_RETRAIN_EPOCHS")
     parser.add_argument("--lr", type=float, help="default: DIGITS_RETRAIN_LR")
     parser.add_argument("--user-fraction", type=float, help="default: DIGITS_RETRAIN_USER_FRACTION")
@@ -242,6 +334,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         url = f"sqlite:///{(data_dir / 'digits.sqlite3').resolve()}"
         db.upgrade(url)
         engine = db.make_engine(url)
+        store = db.ImageStore(data_dir / "images")
         try:
             factory = db.make_session_factory(engine)
             t = time.perf_counter()
@@ -261,6 +354,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 f"{sim.confirmed_readings} confirmed, {sim.corrected_readings} corrected "
                 f"= {sim.corrected_digits} corrected digits ({sim.wrong_digits} read wrong)"
             )
+            photos = None
+            if args.photo_readings:
+                t = time.perf_counter()
+                rest = np.setdiff1d(np.arange(len(usps_train.labels)), np.array(sim.used))
+                rest = rest[: args.photo_readings * 6]
+                photos = simulate_photo_readings(
+                    factory,
+                    DigitReader.load(clf),
+                    store,
+                    usps_train.images[rest],
+                    usps_train.labels[rest],
+                    users=sim.users,
+                    seed=args.seed,
+                )
+                timings["photo_readings"] = time.perf_counter() - t
+                print(
+                    f"{photos.readings} photo readings: {photos.confirmed} confirmed, "
+                    f"{photos.corrected_same_count} corrected (same digit count), "
+                    f"{photos.corrected_other_count} corrected with another digit count"
+                )
             config = config_from(args, settings)
             config.seed = args.seed
             t = time.perf_counter()
@@ -270,7 +383,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 mnist_train=(mnist_train.images, mnist_train.labels),
                 mnist_test=(mnist_test.images, mnist_test.labels),
                 config=config,
-                images=None,
+                images=store,
                 default_model_path=start_model,
                 progress=sys.stderr.isatty(),
             )
@@ -308,6 +421,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "under_10_min": timings["total"] < 600,
     }
     print(f"retrain: {outcome.status} ({outcome.reason})")
+    if outcome.recovery:
+        r = outcome.recovery
+        print(
+            f"label recovery: {r['recovered']} of {r['attempted']} review readings recovered "
+            f"({r['failed']} could not be re-segmented, {r['disagreed']} disagreed); "
+            f"corrected readings yielding labels: {r['labelled_without_recovery']} of "
+            f"{r['corrected_readings']} without recovery, {r['labelled_with_recovery']} with"
+        )
     print(f"{'':<12} {'before':>8} {'after':>8} {'change':>8}")
     for key, name in (("usps_test", "USPS test"), ("mnist_test", "MNIST test")):
         delta = 100 * (after[key] - before[key])
@@ -320,7 +441,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "before": before,
         "after": after,
         "rejected_candidate": candidate,
-        "simulation": asdict(sim),
+        "simulation": sim.to_dict(),
+        "photo_readings": asdict(photos) if photos else None,
         "retrain": outcome.to_dict(),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "targets": targets,

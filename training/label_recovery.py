@@ -33,6 +33,7 @@ class RecoveryReport:
     attempted: int = 0  # review readings looked at in this pass
     recovered: int = 0  # ... that got aligned labels now
     failed: int = 0  # ... the reader could not re-segment to the corrected count
+    disagreed: int = 0  # ... re-segmented, but the pieces do not look like the correction
     no_image: int = 0  # ... whose image was not stored (or is gone)
     digits_labelled: int = 0  # aligned digit labels written in this pass
     # Totals over the database (users who allow training), after this pass:
@@ -72,11 +73,15 @@ def recover_labels(
     images: db.ImageStore,
     *,
     limit: int | None = None,
+    min_agreement: float = 0.5,
     progress: bool = False,
     on_reading: Callable[[int, bool], None] | None = None,
 ) -> RecoveryReport:
     """Try every unlabelled review reading once; each success commits on its own.
 
+    A re-segmentation counts only if the model reads at least `min_agreement` of the new
+    pieces as the corrected digits: a wrong split would otherwise teach wrong labels
+    (the model may misread a digit or two, which is why the user corrected it).
     A reading that fails is left exactly as it was (still waiting for review), so nothing
     stored is ever lost; it is tried again on the next pass (a better model may split it).
     """
@@ -110,8 +115,14 @@ def recover_labels(
                 log.debug("reading %d stays in review: %s", reading_id, exc)
                 report.failed += 1
             else:
+                agree = sum(d.label == t for d, t in zip(reading.digits, truth, strict=False))
                 if len(reading.digits) != len(truth):  # the reader promises this; be sure
                     report.failed += 1
+                elif agree < min_agreement * len(truth):
+                    log.debug(
+                        "reading %d: re-segmented pieces disagree with the correction", reading_id
+                    )
+                    report.disagreed += 1
                 else:
                     with db.session_scope(factory) as session:
                         db.replace_digits(
@@ -130,10 +141,12 @@ def recover_labels(
         _fill_totals(session, report)
     log.info(
         "label recovery: %d of %d review readings recovered (%d not re-segmentable, %d "
-        "without image); corrected readings labelled: %d without recovery, %d with",
+        "disagreeing, %d without image); corrected readings labelled: %d without "
+        "recovery, %d with",
         report.recovered,
         report.attempted,
         report.failed,
+        report.disagreed,
         report.no_image,
         report.labelled_without_recovery,
         report.labelled_with_recovery,

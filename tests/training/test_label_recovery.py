@@ -53,20 +53,24 @@ def test_recovery_labels_what_it_can_and_keeps_the_rest(tmp_path: Path, mnist) -
             impossible = _store(session, 2, full[:4], stored)
             # 3: the image was not stored -> stays in review.
             no_image = _store(session, 3, full[:4])
+            # 5: re-segmentable, but the pieces look nothing like the correction.
+            nonsense = _store(session, 5, full[:4], stored)
             # 4: the count matches -> labelled directly, no recovery needed.
             direct = _store(session, 4, full, stored)
             assert not db.correct_reading(session, missed, 1, truth).labelled
             assert not db.correct_reading(session, impossible, 2, "1" * 40).labelled
             assert not db.correct_reading(session, no_image, 3, truth).labelled
             assert db.correct_reading(session, direct, 4, truth).labelled
+            assert not db.correct_reading(session, nonsense, 5, "99999").labelled
 
         report = recover_labels(factory, reader, images)
-        assert (report.attempted, report.recovered, report.failed, report.no_image) == (3, 1, 1, 1)
+        assert (report.attempted, report.recovered, report.failed) == (4, 1, 1)
+        assert (report.disagreed, report.no_image) == (1, 1)
         assert report.digits_labelled == 5
-        assert report.corrected_readings == 4
+        assert report.corrected_readings == 5
         assert report.labelled_without_recovery == 1
         assert report.labelled_with_recovery == 2
-        assert report.waiting_for_review == 2
+        assert report.waiting_for_review == 3
 
         with db.session_scope(factory) as session:
             recovered = db.get_reading(session, missed)
@@ -80,6 +84,6 @@ def test_recovery_labels_what_it_can_and_keeps_the_rest(tmp_path: Path, mnist) -
             assert sorted(d.label for d in aligned) == [0, 1, 2, 4, 7]
 
         again = recover_labels(factory, reader, images)
-        assert (again.attempted, again.recovered) == (2, 0)  # the recovered one is done
+        assert (again.attempted, again.recovered) == (3, 0)  # the recovered one is done
     finally:
         engine.dispose()
