@@ -102,6 +102,20 @@ def test_promotion_accepted_then_skipped_without_new_labels(data_dir: Path, mnis
         engine.dispose()
 
 
+def test_models_lists_and_rolls_back(data_dir: Path, mnist, monkeypatch, capsys) -> None:
+    promoted, _, engine = _run(data_dir, mnist, max_mnist_drop=100.0, min_user_gain=-100.0)
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", sqlite_url(data_dir))
+    assert main(["models", "--runs", "5"]) == 0
+    out = capsys.readouterr().out
+    assert f"*{promoted.version}" in out and promoted.parent in out and "succeeded" in out
+    assert main(["models", "activate", promoted.parent]) == 0  # roll back to the shipped one
+    assert f"active model: {promoted.parent} (was {promoted.version})" in capsys.readouterr().out
+    assert main(["models", "activate", promoted.version]) == 0  # and forward again
+    assert main(["models", "activate", "no-such-version"]) == 1
+    assert "no model version" in capsys.readouterr().err
+
+
 def test_promotion_rejected_keeps_the_active_model(data_dir: Path, mnist) -> None:
     # Demand 100 points more on the user holdout: no candidate can pass.
     outcome, factory, engine = _run(data_dir, mnist, min_user_gain=100.0)
@@ -116,6 +130,8 @@ def test_promotion_rejected_keeps_the_active_model(data_dir: Path, mnist) -> Non
             assert rejected.metrics["active"]["mnist_test_accuracy"] > 0.9
             (run,) = db.list_training_runs(session)
             assert run.status == RunStatus.SUCCEEDED and run.metrics["decision"] == "rejected"
+            with pytest.raises(db.InvalidTransition):
+                db.activate_model_version(session, outcome.version)
     finally:
         engine.dispose()
 
