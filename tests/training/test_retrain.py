@@ -162,6 +162,21 @@ def test_second_concurrent_run_refuses(
     assert "already in progress" in err and f"pid {os.getpid()}" in err
 
 
+def test_cli_says_when_there_are_too_few_new_labels(
+    data_dir: Path, mnist_dir: Path, monkeypatch, capsys
+) -> None:
+    for key, value in _env(data_dir, mnist_dir).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DIGITS_RETRAIN_MIN_NEW_LABELS", "1000")
+    assert main(["retrain"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "skipped" and summary["new_labels"] == 400
+    assert "only 400 new labelled digits since the last run (needs 1000)" in err
+    with RunLock(data_dir / "retrain.lock"):  # released on the way out
+        pass
+
+
 def test_killed_retrain_leaves_the_active_model_intact(
     data_dir: Path, mnist_dir: Path, mnist
 ) -> None:
