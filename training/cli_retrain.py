@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 
 from digits.settings import Settings
@@ -69,10 +70,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"digits retrain: {exc}\n")
         print(json.dumps({"status": "locked", "reason": str(exc)}))
         return EXIT_LOCKED
+    # SIGTERM (systemd stop, the bot cancelling) unwinds like Ctrl-C, so the run is
+    # recorded as failed; a SIGKILL cannot be caught, and the next run records it instead.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _locked_run(args, settings)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         lock.release()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _locked_run(args: argparse.Namespace, settings: Settings) -> int:
