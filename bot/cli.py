@@ -21,7 +21,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram_token:
         sys.stderr.write(MISSING_TOKEN + "\n")
         return 2
+    import logging
+
     from bot.app import run as run_bot
 
+    # httpx logs every request at INFO, URL (with the bot token) included.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     run_bot(settings)
     return 0

@@ -49,12 +49,14 @@ def read_image(reader: Any, data: bytes, max_pages: int) -> list[Page]:
         readings = [reader.read(array) for array in arrays]
         images = arrays
     else:
-        # The reader decodes the bytes itself (downscaled where it can, boxes in original
-        # pixels); the picture for the reply is decoded the same cheap way.
-        readings = [reader.read(data)]
         from vision.segment import MAX_SIDE
 
-        images = [decode_for_reading(data, max_side=MAX_SIDE)[0]]
+        # Decoded once, the way the reader would (large JPEGs at reduced size). At full
+        # size the array reads exactly like the bytes; a reduced one is re-read from the
+        # bytes so that boxes and sizes stay in original-image pixels.
+        array, scale = decode_for_reading(data, max_side=MAX_SIDE)
+        readings = [reader.read(array if scale == 1.0 else data)]
+        images = [array]
     pages = []
     for index, (reading, image) in enumerate(zip(readings, images, strict=True)):
         jpeg = None if reading.empty else encode_jpeg(annotate(image, reading))

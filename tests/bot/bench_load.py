@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import random
+import resource
 import signal
 import statistics
 import sys
@@ -72,6 +73,12 @@ async def user_session(
             outcome["corrected"].append((reading_id, truth, ack.text.startswith("✏️")))
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def check_database(url: str, outcome: dict[str, list]) -> tuple[int, int]:
     """(lost confirmations, lost corrections): answers acknowledged but not stored."""
     engine = db.make_engine(url)
@@ -112,6 +119,8 @@ async def main() -> int:
     sizes = [len(d) for photos in workload for _, d in photos]
     print(f"{len(sizes)} photos, mean {statistics.mean(sizes) / 1024:.1f} KB", flush=True)
 
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    own_cpu_before = usage.ru_utime + usage.ru_stime
     async with FakeTelegram() as fake:
         data_dir = Path(tempfile.mkdtemp(prefix="digits-bench-"))
         env = {
@@ -123,8 +132,14 @@ async def main() -> int:
             "DIGITS_RETRAIN_ENABLED": "false",
         }
         env.pop("DATABASE_URL", None)
+        profile = (
+            ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
+            if os.environ.get("BENCH_PROFILE")
+            else []
+        )
         bot = await asyncio.create_subprocess_exec(
             sys.executable,
+            *profile,
             "-m",
             "digits.cli",
             "bot",
@@ -145,6 +160,7 @@ async def main() -> int:
             outcome: dict[str, list] = {
                 k: [] for k in ("lost_replies", "no_reading", "read", "confirmed", "corrected")
             }
+            bot_cpu_before = process_cpu(bot.pid)
             started = time.perf_counter()
             await asyncio.gather(
                 *(
@@ -153,6 +169,7 @@ async def main() -> int:
                 )
             )
             elapsed = time.perf_counter() - started
+            bot_cpu_after = process_cpu(bot.pid)
         finally:
             if bot.returncode is None:
                 bot.send_signal(signal.SIGINT)
@@ -162,6 +179,7 @@ async def main() -> int:
                     bot.kill()
                     await bot.wait()
 
+    own_cpu = resource.getrusage(resource.RUSAGE_SELF)
     lost_confirm, lost_correct = check_database(f"sqlite:///{data_dir / 'digits.sqlite3'}", outcome)
     total = args.users * args.photos
     lat = sorted(latencies)
@@ -185,6 +203,13 @@ async def main() -> int:
     print(
         f"no digits found  {len(outcome['no_reading'])}; read right "
         f"{sum(outcome['read'])}/{len(outcome['read'])}"
+    )
+    bot_s = bot_cpu_after - bot_cpu_before
+    own_s = own_cpu.ru_utime + own_cpu.ru_stime - own_cpu_before
+    print(
+        f"CPU              bot process {bot_s:.1f} s ({1000 * bot_s / total:.0f} ms per photo "
+        f"with its answer); fake Telegram + users {own_s:.1f} s; "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"data dir         {data_dir}")
     lost = len(outcome["lost_replies"]) + lost_correct + lost_confirm
