@@ -124,6 +124,9 @@ def _locked_run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILED
     finally:
         engine.dispose()
-    sys.stderr.write(f"digits retrain: {outcome.status}: {outcome.reason}\n")
+    message = outcome.reason
+    if not message.startswith(outcome.status):
+        message = f"{outcome.status}: {message}"
+    sys.stderr.write(f"digits retrain: {message}\n")
     print(json.dumps(outcome.to_dict(), separators=(",", ":")))
     return EXIT_FAILED if outcome.status == "failed" else 0
