@@ -18,6 +18,7 @@ import csv
 import gzip
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -49,6 +50,19 @@ DEFAULT_LICENCE = (
     "CC BY 4.0. The digits were written by users of the bot who allowed their handwriting "
     "to be used for training; the operator publishing this export must make sure the bot's "
     "terms of use cover publication under this licence."
+)
+
+
+HF_FEATURES = json.dumps(
+    {
+        "info": {
+            "features": {
+                "image": {"_type": "Image"},
+                "label": {"names": [str(i) for i in range(10)], "_type": "ClassLabel"},
+                "writer": {"dtype": "string", "_type": "Value"},
+            }
+        }
+    }
 )
 
 
@@ -242,6 +256,9 @@ def _write_parquet(ds: Dataset, out: Path) -> None:
                 "writer": pa.array(part.writers, pa.string()),
             }
         )
+        # The schema metadata `datasets` writes itself: `image` loads as an Image feature
+        # and `label` as a ClassLabel named "0"…"9".
+        table = table.replace_schema_metadata({"huggingface": HF_FEATURES})
         pa.parquet.write_table(table, out / "parquet" / f"{name}.parquet")
 
 

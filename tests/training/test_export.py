@@ -52,6 +52,10 @@ def test_every_format_round_trips(url: str, tmp_path: Path) -> None:
             np.testing.assert_array_equal(images, ds.split(name).images, err_msg=fmt)
             np.testing.assert_array_equal(labels, ds.split(name).labels, err_msg=fmt)
             assert images.dtype == np.uint8 and images.shape[1:] == (28, 28)
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(out / "parquet" / "train.parquet").metadata[b"huggingface"])
+    assert meta["info"]["features"]["image"] == {"_type": "Image"}
     sheet = (out / "README.md").read_text()
     assert "| 0 |" in sheet and "Licence" in sheet and "split by writer" in sheet
     assert f"digits: {len(ds)}" in sheet
