@@ -199,46 +199,65 @@ def ensure_active_version(
     """The active version; with none, the shipped default model is registered and activated.
 
     So the first fine-tuned model has a parent in the registry, `digits models` lists the
-    shipped one, and rolling back to it is one `digits models activate`.
+    shipped one, and rolling back to it is one `digits models activate`. If the active
+    version IS the shipped file and an upgrade replaced that file, the new file is
+    registered as a version of its own (the bot already serves it); any other active file
+    that no longer matches its registered hash is an error, never silently fine-tuned.
     """
+    default = Path(default_model_path or DEFAULT_MODEL_PATH).resolve()
     with db.session_scope(factory) as session:
         active = db.active_model_version(session)
         if active is not None:
-            return ActiveModel(active.version, Path(active.path), active.sha256)
-        path = Path(default_model_path or DEFAULT_MODEL_PATH).resolve()
-        try:
-            body = load_checkpoint(path)
-        except CheckpointError as exc:
-            raise RetrainError(
-                f"no active model version and the default model fails: {exc}"
-            ) from exc
-        sha = file_sha256(path)
-        base = str(body.get("version") or "default")[:40]
-        existing = {v.version: v for v in db.list_model_versions(session)}
-        name = base
-        if name in existing and existing[name].sha256 != sha:
-            name = f"{base}-{sha[:8]}"
-        if name in existing and existing[name].sha256 == sha:
-            if existing[name].status is ModelStatus.REJECTED:
+            path = Path(active.path)
+            if not path.is_file():
                 raise RetrainError(
-                    f"no active model version and the default {name!r} was rejected: "
-                    "activate one with `digits models activate VERSION`"
+                    f"the file of the active version {active.version} is missing ({path}): "
+                    "activate another one with `digits models activate VERSION`"
                 )
-            db.activate_model_version(session, name)
-        else:
-            db.register_model_version(
-                session,
-                version=name,
-                path=str(path),
-                sha256=sha,
-                parent_version=None,
-                data_summary={"shipped": True, **(body.get("summary") or {}).get("data", {})},
-                metrics=dict(body.get("metrics") or {}),
-                status=ModelStatus.ACTIVE,
-                notes="the shipped default model, registered by the first retrain",
+            if file_sha256(path) == active.sha256:
+                return ActiveModel(active.version, path, active.sha256)
+            if path.resolve() != default:
+                raise RetrainError(
+                    f"{path} no longer matches the sha256 registered for the active version "
+                    f"{active.version}: restore it or `digits models activate` another version"
+                )
+            log.warning("the shipped model %s was replaced since %s was registered",
+                        path, active.version)  # fmt: skip
+        return _register_shipped(session, default)
+
+
+def _register_shipped(session: Session, path: Path) -> ActiveModel:
+    try:
+        body = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise RetrainError(f"no usable active model version, and the default fails: {exc}") from exc
+    sha = file_sha256(path)
+    base = str(body.get("version") or "default")[:40]
+    existing = {v.version: v for v in db.list_model_versions(session)}
+    name = base
+    if name in existing and existing[name].sha256 != sha:
+        name = f"{base}-{sha[:8]}"
+    if name in existing and existing[name].sha256 == sha:
+        if existing[name].status is ModelStatus.REJECTED:
+            raise RetrainError(
+                f"no usable active model version and the default {name!r} was rejected: "
+                "activate one with `digits models activate VERSION`"
             )
-        log.info("registered the shipped model %s (%s) as the active version", name, path)
-        return ActiveModel(name, path, sha)
+        db.activate_model_version(session, name)
+    else:
+        db.register_model_version(
+            session,
+            version=name,
+            path=str(path),
+            sha256=sha,
+            parent_version=None,
+            data_summary={"shipped": True, **(body.get("summary") or {}).get("data", {})},
+            metrics=dict(body.get("metrics") or {}),
+            status=ModelStatus.ACTIVE,
+            notes="the shipped default model, registered by retrain",
+        )
+    log.info("registered the shipped model %s (%s) as the active version", name, path)
+    return ActiveModel(name, path, sha)
 
 
 def fail_interrupted_runs(factory: sessionmaker[Session]) -> int:
@@ -346,8 +365,6 @@ def _run(
 ) -> None:
     stage(f"loading the active model {active.version}")
     body = load_checkpoint(active.path)
-    if file_sha256(active.path) != active.sha256:
-        log.warning("%s does not hash to the sha256 registered for %s", active.path, active.version)
     active_clf = DigitClassifier.load(active.path, device=config.device)
 
     if config.recover_labels and images is not None and images.enabled:

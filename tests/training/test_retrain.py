@@ -18,8 +18,16 @@ from db.models import ModelStatus, RunStatus
 from digits.cli import main
 from training.cli_retrain import EXIT_LOCKED
 from training.devsets import load_usps
-from training.retrain import RetrainConfig, Scores, decide, retrain
+from training.retrain import (
+    RetrainConfig,
+    RetrainError,
+    Scores,
+    decide,
+    ensure_active_version,
+    retrain,
+)
 from training.runlock import LockHeld, RunLock
+from vision.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -244,5 +252,44 @@ def test_killed_retrain_leaves_the_active_model_intact(
             assert [r.status for r in runs] == [RunStatus.SUCCEEDED, RunStatus.FAILED]
             assert "interrupted" in runs[1].error
             assert db.active_model_version(session).version == version
+    finally:
+        engine.dispose()
+
+
+def test_active_version_follows_an_upgraded_shipped_file(tmp_path: Path) -> None:
+    shipped = tmp_path / "shipped.pt"
+    body = load_checkpoint(DEFAULT_MODEL_PATH)
+    save_checkpoint(shipped, {**body, "version": "ship-1"})
+    engine = db.make_engine(sqlite_url(tmp_path / "data"))
+    try:
+        factory = db.make_session_factory(engine)
+        first = ensure_active_version(factory, shipped)
+        assert first.version == "ship-1" and ensure_active_version(factory, shipped) == first
+        save_checkpoint(shipped, {**body, "version": "ship-2"})  # a package upgrade
+        second = ensure_active_version(factory, shipped)
+        assert second.version == "ship-2" and second.sha256 != first.sha256
+        with db.session_scope(factory) as session:
+            statuses = {v.version: v.status for v in db.list_model_versions(session)}
+        assert statuses == {"ship-1": ModelStatus.RETIRED, "ship-2": ModelStatus.ACTIVE}
+        # Any other active file that changed under its registration is refused.
+        other = tmp_path / "other.pt"
+        save_checkpoint(other, {**body, "version": "other"})
+        with db.session_scope(factory) as session:
+            db.register_model_version(
+                session,
+                version="other",
+                path=str(other),
+                sha256=file_sha256(other),
+                parent_version=None,
+                data_summary={},
+                metrics={},
+                status="active",
+            )
+        other.write_bytes(shipped.read_bytes())
+        with pytest.raises(RetrainError, match="no longer matches the sha256"):
+            ensure_active_version(factory, shipped)
+        other.unlink()
+        with pytest.raises(RetrainError, match="is missing"):
+            ensure_active_version(factory, shipped)
     finally:
         engine.dispose()
