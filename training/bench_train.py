@@ -1,8 +1,9 @@
 """`digits bench train`: wall seconds for `digits train` to first reach 99.0 % on MNIST test.
 
 Uses the fast preset: plain MNIST (no augmentation), a large learning rate and frequent
-test evaluations so the moment 99.0 % is crossed is seen. Evaluation time is excluded
-from nothing: the clock is the wall clock of the whole loop.
+test evaluations so the moment 99.0 % is crossed is seen. The figure is training time
+(data on the device, forward, backward, optimiser); the evaluations that watch for the
+target are timed apart and printed too, as is the whole wall clock.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 ),
                 "reached": result.seconds_to_target is not None,
                 "best_test_accuracy": max(p["test_accuracy"] for p in result.history),
+                "wall_seconds": round(result.history[-1]["seconds"], 1) if result.history else None,
                 "history": [{k: round(v, 4) for k, v in point.items()} for point in result.history],
             },
             indent=2,
