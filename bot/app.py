@@ -75,7 +75,9 @@ def build_application(
         .base_url(settings.api_base_url)  # PTB appends the token
         .base_file_url(settings.file_base_url)
         .concurrent_updates(max(1, settings.bot_concurrent_updates))
-        .connection_pool_size(max(8, settings.bot_concurrent_updates * 2))
+        # httpcore scans its whole pool for every request: a big pool costs CPU for
+        # nothing (Telegram accepts ~30 messages/s per bot anyway).
+        .connection_pool_size(min(32, max(8, settings.bot_concurrent_updates)))
         .pool_timeout(30.0)
         .post_init(post_init)
         .post_shutdown(_post_shutdown)
