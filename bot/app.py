@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import importlib.util
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -88,6 +89,9 @@ def build_application(
 
 
 def _add_handlers(app: Application) -> None:
+    # Messages from people, new or edited (an edited correction is stored again, the
+    # latest wins); channel posts have no sender and are ignored.
+    people = filters.UpdateType.MESSAGES
     commands = {
         "start": handlers.start,
         "help": handlers.start,
@@ -99,14 +103,14 @@ def _add_handlers(app: Application) -> None:
         "export": handlers.export,
     }
     for name, callback in commands.items():
-        app.add_handler(CommandHandler(name, callback))
-    app.add_handler(MessageHandler(filters.COMMAND, handlers.unknown_command))
-    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, handlers.image))
-    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, handlers.text))
-    app.add_handler(MessageHandler(filters.Sticker.ALL, handlers.sticker))
-    app.add_handler(MessageHandler(filters.VOICE | filters.AUDIO, handlers.voice))
+        app.add_handler(CommandHandler(name, callback, filters=people))
+    app.add_handler(MessageHandler(people & filters.COMMAND, handlers.unknown_command))
+    app.add_handler(MessageHandler(people & (filters.PHOTO | filters.Document.ALL), handlers.image))
+    app.add_handler(MessageHandler(people & filters.TEXT & ~filters.COMMAND, handlers.text))
+    app.add_handler(MessageHandler(people & filters.Sticker.ALL, handlers.sticker))
+    app.add_handler(MessageHandler(people & (filters.VOICE | filters.AUDIO), handlers.voice))
     app.add_handler(CallbackQueryHandler(handlers.button))
-    app.add_handler(MessageHandler(filters.ALL, handlers.other))
+    app.add_handler(MessageHandler(people, handlers.other))
     app.add_error_handler(handlers.error)
 
 
@@ -118,6 +122,11 @@ async def _post_init(
     retrain_time: dt.time | None,
 ) -> None:
     """Migrate, open the database, load the model once, register commands and jobs."""
+    if importlib.util.find_spec("sniffio") is None:
+        log.warning(
+            "sniffio is not installed: httpcore then searches sys.path on every request "
+            "(milliseconds of CPU each); pip install sniffio"
+        )
     url = settings.db_url
     await asyncio.to_thread(db.upgrade, url)
     engine = await asyncio.to_thread(db.make_engine, url)

@@ -43,6 +43,8 @@ MAX_DOWNLOAD = 20 * 1024 * 1024  # Telegram's getFile limit for bots
 MAX_UPLOAD = 50 * 1024 * 1024
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".pdf"}
 PENDING_FIX = "pending_fix"  # user_data key: the reading the user is correcting
+CORRECTED_BY = "corrected_by"  # user_data key: {correction message id: reading id}
+MAX_REMEMBERED = 50
 
 
 @dataclass
@@ -506,6 +508,10 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     r = res(context)
     pending = (context.user_data or {}).get(PENDING_FIX)
     reading_id = _reading_from_reply(message, context.bot.id)
+    if reading_id is None and update.edited_message is not None:
+        # An edited correction corrects the same reading again (the latest wins).
+        reading_id = (context.user_data or {}).get(CORRECTED_BY, {}).get(message.message_id)
+        pending = None
     keyboard_at: tuple[int, int] | None = None
     if reading_id is None and pending:
         reading_id = pending["reading_id"]
@@ -527,8 +533,13 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except db.ReadingNotFound:
         await _reply(message, texts.READING_GONE)
         return
-    if pending and pending["reading_id"] == reading_id and context.user_data is not None:
-        context.user_data.pop(PENDING_FIX, None)
+    if context.user_data is not None:
+        if pending and pending["reading_id"] == reading_id:
+            context.user_data.pop(PENDING_FIX, None)
+        corrected_by = context.user_data.setdefault(CORRECTED_BY, {})
+        corrected_by[message.message_id] = reading_id
+        while len(corrected_by) > MAX_REMEMBERED:
+            corrected_by.pop(next(iter(corrected_by)))
     if keyboard_at is not None:
         try:
             await context.bot.edit_message_reply_markup(

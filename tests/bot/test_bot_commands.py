@@ -193,6 +193,45 @@ async def test_bad_inputs_each_get_one_clear_line(
     assert "I read handwritten numbers" in (await ask(fake, ALICE, "/help")).text
 
 
+async def test_pdf_over_the_page_limit(
+    fake: FakeTelegram, settings: Settings, start_bot: Any
+) -> None:
+    from PIL import Image
+
+    await start_bot(with_(settings, max_pdf_pages=2))
+    pages = [Image.new("RGB", (200, 100), "white") for _ in range(3)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, format="PDF", save_all=True, append_images=pages[1:])
+    await fake.send_document_from(
+        ALICE, buffer.getvalue(), file_name="long.pdf", mime_type="application/pdf"
+    )
+    reply = await fake.wait_for_reply(ALICE.id)
+    assert "3 pages" in reply.text and "at most 2" in reply.text
+
+
+async def test_channel_posts_and_edits(fake: FakeTelegram, bot: Any, sessions: Any) -> None:
+    channel = {"id": -100123, "type": "channel", "title": "News"}
+    await fake._push(
+        {"channel_post": {"message_id": 1, "date": 0, "chat": channel, "text": "hello"}}
+    )
+    assert await fake.no_reply(-100123, 0.5)  # no sender: ignored, no error
+    await fake.send_photo_from(ALICE, number_image("58", seed=13))
+    reply = await fake.wait_for_reply(ALICE.id)
+    await fake.press_button(ALICE, reply, 1)
+    await fake.wait_for_reply(ALICE.id)
+    typed = await fake.send_text_from(ALICE, "59")
+    await fake.wait_for_reply(ALICE.id)
+    # The person edits their correction: the edit is the latest answer.
+    await fake._push({"edited_message": {**typed, "text": "68", "edit_date": 1}})
+    ack = await fake.wait_for_reply(ALICE.id)
+    assert ack.text.startswith("✏️ Thanks, saved: 68")
+    with sessions() as session:
+        (row,) = db.recent_readings(session, ALICE.id)
+        assert row.corrected_text == "68"
+    await fake.send_text_from(ALICE, "77")  # a new text, no fix pending: just a hint
+    assert (await fake.wait_for_reply(ALICE.id)).text == texts.NOTHING_TO_CORRECT
+
+
 async def test_rate_limit(fake: FakeTelegram, settings: Settings, start_bot: Any) -> None:
     await start_bot(with_(settings, rate_limit_per_minute=2))
     photo = number_image("5", seed=11)
