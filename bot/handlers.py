@@ -179,9 +179,18 @@ async def notify_admins(
 async def run_retrain(
     context: ContextTypes.DEFAULT_TYPE, *, requested_by: int | None, scheduled: bool
 ) -> Outcome | None:
-    """Run ``digits retrain``, report the outcome, and hot-swap if a new model is active."""
+    """Run ``digits retrain``, report the outcome, and hot-swap if a new model is active.
+
+    The requester hears "started" or "already running" only once that is certain, so two
+    quick /retrain taps cannot both be told "started".
+    """
     r = res(context)
-    outcome = await r.retrain.run()
+
+    async def started() -> None:
+        if requested_by is not None:
+            await context.bot.send_message(requested_by, texts.RETRAIN_STARTED)
+
+    outcome = await r.retrain.run(on_start=started)
     if outcome is None:
         if requested_by is not None:
             await context.bot.send_message(requested_by, texts.RETRAIN_BUSY)
@@ -206,12 +215,7 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not is_admin(update, context):
         await _reply(message, texts.ADMIN_ONLY)
         return
-    r = res(context)
-    if r.retrain.running:
-        await _reply(message, texts.RETRAIN_BUSY)
-        return
-    await _reply(message, texts.RETRAIN_STARTED)
-    _spawn(r, run_retrain(context, requested_by=message.chat_id, scheduled=False))
+    _spawn(res(context), run_retrain(context, requested_by=message.chat_id, scheduled=False))
 
 
 async def scheduled_retrain(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -242,12 +246,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not is_admin(update, context):
         await _reply(message, texts.ADMIN_ONLY)
         return
-    r = res(context)
-    if r.export.running:
-        await _reply(message, texts.EXPORT_BUSY)
-        return
-    await _reply(message, texts.EXPORT_STARTED)
-    _spawn(r, _export(context, message))
+    _spawn(res(context), _export(context, message))
 
 
 async def _export(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
@@ -255,7 +254,13 @@ async def _export(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="digits-export-"))
     try:
         out = workdir / "dataset"
-        outcome = await r.export.run("--out", str(out), "--format", "npz")
+        outcome = await r.export.run(
+            "--out",
+            str(out),
+            "--format",
+            "npz",
+            on_start=lambda: _reply(message, texts.EXPORT_STARTED),
+        )
         if outcome is None:
             await _reply(message, texts.EXPORT_BUSY)
             return

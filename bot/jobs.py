@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,12 +129,17 @@ class CommandRunner:
     def running(self) -> bool:
         return self._lock.locked()
 
-    async def run(self, *extra: str) -> Outcome | None:
+    async def run(
+        self, *extra: str, on_start: Callable[[], Awaitable[Any]] | None = None
+    ) -> Outcome | None:
+        """Run the command (``on_start`` is awaited once it is sure to run)."""
         if self._lock.locked():  # checked and taken with no await between: atomic
             log.info("%s already running; not starting another", self.name)
             return None
         async with self._lock:
             self.runs += 1
+            if on_start is not None:
+                await on_start()
             return await self._run([*self.argv, *extra])
 
     async def _run(self, argv: list[str]) -> Outcome:
