@@ -11,9 +11,7 @@ import contextlib
 import datetime as dt
 import importlib.util
 import logging
-import os
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
@@ -32,11 +30,18 @@ from bot.handlers import BotResources
 from bot.jobs import DIGITS, CommandRunner, settings_env
 from bot.models import ModelManager
 from bot.ratelimit import RateLimiter
+from bot.vision_pool import VisionPool, limit_torch_threads
 from digits.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 RESOURCES = "digits"
+# A tiny white PNG: reading it makes each vision worker process load the model.
+_WARM_UP_IMAGE = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000100000001008000000003a98a0bd0000002b4944415418"
+    "1955c1b1010000008220fdff689b03e319cf78c6339ef18c673ce319cf78c6339ef18c67bc01f99810"
+    "01464639550000000049454e44ae426082"
+)
 MISSING_TOKEN = texts.MISSING_TOKEN
 
 
@@ -132,9 +137,9 @@ async def _post_init(
     engine = await asyncio.to_thread(db.make_engine, url)
     sessions = db.make_session_factory(engine)
     models = ModelManager(sessions, default_path=settings.model_path, data_dir=settings.data_dir)
-    await asyncio.to_thread(_init_vision_thread, settings.torch_threads)
+    await asyncio.to_thread(limit_torch_threads, settings.torch_threads)
     await models.refresh()
-    workers = settings.vision_workers or os.cpu_count() or 2
+    workers = settings.vision_workers
     env = settings_env(settings)
     resources = BotResources(
         settings=settings,
@@ -143,16 +148,12 @@ async def _post_init(
         images=db.ImageStore(settings.images_dir if settings.store_images else None),
         models=models,
         limiter=RateLimiter(settings.rate_limit_per_minute),
-        vision_pool=ThreadPoolExecutor(
-            max_workers=workers,
-            thread_name_prefix="vision",
-            initializer=_init_vision_thread,
-            initargs=(settings.torch_threads,),
-        ),
+        vision_pool=VisionPool(workers, settings.torch_threads, settings.vision_processes),
         retrain=CommandRunner(retrain_argv or (*DIGITS, "retrain"), "retraining", env=env),
         export=CommandRunner(export_argv or (*DIGITS, "export"), "export", env=env),
     )
     app.bot_data[RESOURCES] = resources
+    await resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE)
     await _register_commands(app, settings)
     jobs = app.job_queue
     if jobs is not None:
@@ -169,14 +170,6 @@ async def _post_init(
     log.info(
         "bot ready: model %s, database %s", models.current.version, engine.url.render_as_string()
     )
-
-
-def _init_vision_thread(torch_threads: int) -> None:
-    """Limit PyTorch's intra-op threads (per thread with OpenMP, so in every worker)."""
-    if torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(torch_threads)
 
 
 async def _register_commands(app: Application, settings: Settings) -> None:
@@ -198,7 +191,7 @@ async def _post_shutdown(app: Application) -> None:
         task.cancel()
     if resources.background:
         await asyncio.gather(*resources.background, return_exceptions=True)
-    await asyncio.to_thread(resources.vision_pool.shutdown, True)
+    await asyncio.to_thread(resources.vision_pool.shutdown)
     await asyncio.to_thread(resources.engine.dispose)
 
 

@@ -35,6 +35,7 @@ from bot import keyboards, service, texts
 from bot.jobs import CommandRunner, Outcome
 from bot.models import ModelManager
 from bot.ratelimit import RateLimiter
+from bot.vision_pool import VisionPool
 from digits.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class BotResources:
     images: db.ImageStore
     models: ModelManager
     limiter: RateLimiter
-    vision_pool: Any  # concurrent.futures.ThreadPoolExecutor
+    vision_pool: VisionPool
     retrain: CommandRunner
     export: CommandRunner
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -349,9 +350,7 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     loaded = r.models.current  # one model for the whole request, even across a swap
     t1 = loop.time()
     try:
-        pages = await loop.run_in_executor(
-            r.vision_pool, service.read_image, loaded.reader, data, r.settings.max_pdf_pages
-        )
+        pages = await r.vision_pool.read(loaded, data, r.settings.max_pdf_pages)
     except ImageError as exc:
         await _reply(message, html.escape(str(exc)))
         return

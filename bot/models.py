@@ -35,6 +35,13 @@ class LoadedModel:
     version: str
     path: str
     from_db: bool
+    file: Path | None = None  # what to load elsewhere (worker processes); None: shipped
+    sha256: str = ""
+
+    @property
+    def key(self) -> str:
+        """Identifies the weights (worker processes cache readers by it)."""
+        return f"{self.version}:{self.sha256}"
 
 
 def _load_reader(path: Path | None) -> Any:
@@ -45,8 +52,12 @@ def _load_reader(path: Path | None) -> Any:
     return DigitReader.load(model=classifier)
 
 
+def _reader_sha(reader: Any) -> str:
+    return str(getattr(getattr(reader, "classifier", None), "sha256", "") or "")
+
+
 def _sha256(model: LoadedModel) -> str | None:
-    return getattr(getattr(model.reader, "classifier", None), "sha256", None) or None
+    return model.sha256 or _reader_sha(model.reader) or None
 
 
 class ModelManager:
@@ -97,10 +108,20 @@ class ModelManager:
             reader = self._loader(self._default_path)
             version = getattr(getattr(reader, "classifier", None), "version", None)
             path = str(self._default_path or "shipped default")
-            return LoadedModel(reader, str(version or "default"), path, from_db=False)
+            return LoadedModel(
+                reader,
+                str(version or "default"),
+                path,
+                from_db=False,
+                file=self._default_path,
+                sha256=_reader_sha(reader),
+            )
         version, raw, _sha = wanted
         path = self._resolve(raw)
-        return LoadedModel(self._loader(path), version, str(path), from_db=True)
+        reader = self._loader(path)
+        return LoadedModel(
+            reader, version, str(path), from_db=True, file=path, sha256=_reader_sha(reader)
+        )
 
     async def refresh(self) -> bool:
         """Load the active model if it is not the loaded one; True when it swapped.
@@ -119,7 +140,9 @@ class ModelManager:
             if current is not None and wanted is not None and wanted[2] == _sha256(current):
                 # The same weights registered under a version name (e.g. the shipped model
                 # when the registry is bootstrapped): adopt the name, nothing to load.
-                self._current = LoadedModel(current.reader, wanted[0], current.path, True)
+                self._current = LoadedModel(
+                    current.reader, wanted[0], current.path, True, current.file, current.sha256
+                )
                 log.info(
                     "model %s is the loaded one; now recorded as %s", current.version, wanted[0]
                 )

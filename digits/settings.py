@@ -87,6 +87,8 @@ class Settings:
     # PyTorch threads per reading. Readings run in parallel on vision_workers threads;
     # several intra-op threads per tiny batch only fight over the same cores.
     torch_threads: int = 1
+    # Read in worker processes instead of threads (no GIL contention with the bot).
+    vision_processes: bool = False
     # Learning loop
     retrain_time: str = "03:00"
     retrain_enabled: bool = True
@@ -149,6 +151,7 @@ class Settings:
             bot_concurrent_updates=int(_number("DIGITS_BOT_CONCURRENT_UPDATES", 64, int)),
             vision_workers=int(_number("DIGITS_VISION_WORKERS", 0, int)),
             torch_threads=int(_number("DIGITS_TORCH_THREADS", 1, int)),
+            vision_processes=_flag("DIGITS_VISION_PROCESSES", False),
             retrain_time=_env("DIGITS_RETRAIN_TIME", "03:00"),
             retrain_enabled=_flag("DIGITS_RETRAIN_ENABLED", True),
             retrain_min_new_labels=int(_number("DIGITS_RETRAIN_MIN_NEW_LABELS", 200, int)),

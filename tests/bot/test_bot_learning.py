@@ -228,3 +228,18 @@ def test_summary_and_env_helpers(tmp_path: Path) -> None:
         tmp_path.resolve()
     )
     assert env["DIGITS_MNIST_DIR"] == str((tmp_path / "m").resolve())
+
+
+async def test_vision_processes_read_and_follow_a_swap(
+    fake: FakeTelegram, settings: Settings, start_bot: Any, sessions: Any, tmp_path: Path
+) -> None:
+    """Readings in worker processes; the swapped-in model reaches them by request."""
+    app = await start_bot(with_(settings, vision_processes=True, vision_workers=2))
+    await fake.send_photo_from(ALICE, number_image("314", seed=41))
+    assert "<pre>314" in (await fake.wait_for_reply(ALICE.id, timeout=60)).raw
+    version = await asyncio.to_thread(activate, sessions, new_model(tmp_path, "v9"))
+    assert await app.bot_data[RESOURCES].models.refresh() is True
+    await fake.send_photo_from(ALICE, number_image("271", seed=42))
+    assert "<pre>271" in (await fake.wait_for_reply(ALICE.id, timeout=60)).raw
+    with sessions() as session:
+        assert db.recent_readings(session, ALICE.id)[0].model_version == version

@@ -1,0 +1,100 @@
+"""Where readings run: worker threads of the bot's process, or worker processes.
+
+Threads are the default: nothing to start, and the tests' bots come up in milliseconds.
+Processes (``DIGITS_VISION_PROCESSES=true``) keep the reader's Python-level work from
+competing with the event loop for the GIL and let segmentation use every core; each
+worker loads the model a request names (by version and hash) and keeps the last two,
+so a hot swap reaches the workers with the first request that uses the new model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from collections import OrderedDict
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bot import service
+from bot.models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+_readers: OrderedDict[str, Any] = OrderedDict()  # per worker process: key -> reader
+
+
+def limit_torch_threads(torch_threads: int) -> None:
+    """Limit PyTorch's intra-op threads (per thread with OpenMP, so in every worker)."""
+    if torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+
+
+def _read_in_process(file: str | None, key: str, data: bytes, max_pages: int) -> list[service.Page]:
+    reader = _readers.get(key)
+    if reader is None:
+        from vision.reader import DigitReader
+
+        reader = DigitReader.load(Path(file) if file else None)
+        _readers[key] = reader
+        while len(_readers) > 2:
+            _readers.popitem(last=False)
+    else:
+        _readers.move_to_end(key)
+    return service.read_image(reader, data, max_pages)
+
+
+class VisionPool:
+    """Runs ``service.read_image`` off the event loop, in threads or processes."""
+
+    def __init__(self, workers: int = 0, torch_threads: int = 1, processes: bool = False):
+        self.workers = workers or os.cpu_count() or 2
+        self.processes = processes
+        self._executor: Executor
+        if processes:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["bot.service", "vision.reader"])
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=limit_torch_threads,
+                initargs=(torch_threads,),
+            )
+        else:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers,
+                thread_name_prefix="vision",
+                initializer=limit_torch_threads,
+                initargs=(torch_threads,),
+            )
+
+    async def read(self, model: LoadedModel, data: bytes, max_pages: int) -> list[service.Page]:
+        loop = asyncio.get_running_loop()
+        if not self.processes:
+            return await loop.run_in_executor(
+                self._executor, service.read_image, model.reader, data, max_pages
+            )
+        file = str(model.file) if model.file else None
+        return await loop.run_in_executor(
+            self._executor, _read_in_process, file, model.key, data, max_pages
+        )
+
+    async def warm_up(self, model: LoadedModel, sample: bytes) -> None:
+        """Start every worker process and load the model there before people wait on it."""
+        if not self.processes:
+            return
+        from vision.decode import ImageError
+
+        results = await asyncio.gather(
+            *(self.read(model, sample, 1) for _ in range(self.workers)), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, ImageError):
+                raise result
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
