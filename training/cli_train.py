@@ -8,8 +8,10 @@ import logging
 from pathlib import Path
 
 from digits.settings import Settings
+from training.augment import AugmentConfig
 from training.mnist import load_mnist
-from training.train import TrainConfig, save_result
+from training.train import TrainConfig, save_result, train
+from vision.checkpoint import load_checkpoint
 from vision.model import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", help="version name stored in the checkpoint")
     parser.add_argument("--limit", type=int, help="use only the first N training images")
     parser.add_argument("--evals-per-epoch", type=int, default=1)
+    parser.add_argument(
+        "--init", type=Path, help="start from this checkpoint's weights (fine-tuning)"
+    )
+    parser.add_argument(
+        "--p-clean",
+        type=float,
+        default=AugmentConfig().p_clean,
+        help="share of samples left un-augmented",
+    )
+    parser.add_argument("--warmup", type=float, default=TrainConfig().warmup)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,6 +52,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     images, labels = train_split.images, train_split.labels
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
+    init_state = None
+    model_config = ModelConfig(channels=tuple(args.channels), hidden=args.hidden)
+    if args.init:
+        body = load_checkpoint(args.init)
+        init_state = body["state_dict"]
+        model_config = ModelConfig.from_dict(body["model_config"])
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -48,18 +66,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         device=args.device,
         threads=args.threads,
         augment=not args.no_augment,
-        model=ModelConfig(channels=tuple(args.channels), hidden=args.hidden),
+        model=model_config,
         evals_per_epoch=args.evals_per_epoch,
+        warmup=args.warmup,
+        augment_config=AugmentConfig(p_clean=args.p_clean),
     )
-    from training.train import train
-
-    result = train(config, images, labels, test_split.images, test_split.labels)
+    result = train(
+        config, images, labels, test_split.images, test_split.labels, init_state=init_state
+    )
     version = args.version or args.out.stem
     sha = save_result(
         args.out,
         result,
         version=version,
         data={"mnist_train": len(images), "mnist_test": len(test_split.images)},
+        parent=str(args.init) if args.init else None,
     )
     summary = {
         "checkpoint": str(args.out),
