@@ -83,7 +83,7 @@ def build_application(
         .concurrent_updates(max(1, settings.bot_concurrent_updates))
         # httpcore scans its whole pool for every request: a big pool costs CPU for
         # nothing (Telegram accepts ~30 messages/s per bot anyway).
-        .connection_pool_size(min(32, max(8, settings.bot_concurrent_updates)))
+        .connection_pool_size(min(16, max(4, settings.bot_concurrent_updates)))
         .pool_timeout(30.0)
         .post_init(post_init)
         .post_shutdown(_post_shutdown)

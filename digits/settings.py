@@ -82,7 +82,7 @@ class Settings:
     # How often the bot checks the database for a newly activated model (0: never).
     model_check_interval_s: float = 30.0
     # Updates handled at once (photos in flight); the reading itself uses vision_workers.
-    bot_concurrent_updates: int = 64
+    bot_concurrent_updates: int = 32
     vision_workers: int = 0  # 0: one per CPU core
     # PyTorch threads per reading. Readings run in parallel on vision_workers threads;
     # several intra-op threads per tiny batch only fight over the same cores.
@@ -148,7 +148,7 @@ class Settings:
             webhook_port=int(_number("DIGITS_WEBHOOK_PORT", 8443, int)),
             webhook_secret=_env("DIGITS_WEBHOOK_SECRET"),
             model_check_interval_s=_number("DIGITS_MODEL_CHECK_INTERVAL_S", 30.0),
-            bot_concurrent_updates=int(_number("DIGITS_BOT_CONCURRENT_UPDATES", 64, int)),
+            bot_concurrent_updates=int(_number("DIGITS_BOT_CONCURRENT_UPDATES", 32, int)),
             vision_workers=int(_number("DIGITS_VISION_WORKERS", 0, int)),
             torch_threads=int(_number("DIGITS_TORCH_THREADS", 1, int)),
             vision_processes=_flag("DIGITS_VISION_PROCESSES", False),

@@ -44,6 +44,7 @@ async def user_session(
     latencies: list[float],
     outcome: dict[str, list],
     timeout: float,
+    answer: bool = True,
 ) -> None:
     loop = asyncio.get_running_loop()
     for index, (truth, data) in enumerate(photos):
@@ -61,6 +62,8 @@ async def user_session(
         reading_id = int(texts.READING_TAG_RE.search(reply.text).group(1))
         read = reply.raw.split("<pre>")[1].split("</pre>")[0].split("\n")[0]
         outcome["read"].append(read == truth)
+        if not answer:
+            continue
         if read == truth and index % 2 == 0:
             await fake.press_button(user, reply, 0)
             ack = await fake.wait_for_reply(user.id, timeout=timeout)
@@ -105,6 +108,7 @@ async def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="the bot's debug log")
+    parser.add_argument("--no-answers", action="store_true", help="photos only, no taps")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -132,17 +136,11 @@ async def main() -> int:
             "DIGITS_RETRAIN_ENABLED": "false",
         }
         env.pop("DATABASE_URL", None)
-        profile = (
-            ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
-            if os.environ.get("BENCH_PROFILE")
-            else []
-        )
+        # BENCH_WRAPPER="script args": run the bot through a wrapper (e.g. a profiler).
+        wrapper = os.environ.get("BENCH_WRAPPER", "").split()
         bot = await asyncio.create_subprocess_exec(
             sys.executable,
-            *profile,
-            "-m",
-            "digits.cli",
-            "bot",
+            *(wrapper or ["-m", "digits.cli", "bot"]),
             *(["--verbose"] if args.verbose else []),
             env=env,
             cwd=str(HERE.parents[1]),
@@ -164,7 +162,9 @@ async def main() -> int:
             started = time.perf_counter()
             await asyncio.gather(
                 *(
-                    user_session(fake, user, photos, latencies, outcome, args.timeout)
+                    user_session(
+                        fake, user, photos, latencies, outcome, args.timeout, not args.no_answers
+                    )
                     for user, photos in zip(users, workload, strict=True)
                 )
             )
@@ -207,8 +207,8 @@ async def main() -> int:
     bot_s = bot_cpu_after - bot_cpu_before
     own_s = own_cpu.ru_utime + own_cpu.ru_stime - own_cpu_before
     print(
-        f"CPU              bot process {bot_s:.1f} s ({1000 * bot_s / total:.0f} ms per photo "
-        f"with its answer); fake Telegram + users {own_s:.1f} s; "
+        f"CPU              bot process {bot_s:.1f} s ({1000 * bot_s / total:.0f} ms per photo"
+        f"{'' if args.no_answers else ' with its answer'}); fake Telegram + users {own_s:.1f} s; "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
     print(f"data dir         {data_dir}")
