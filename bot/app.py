@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import importlib.util
 import logging
+import signal
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -167,9 +168,23 @@ async def _post_init(
         if retrain_time is not None:
             jobs.run_daily(handlers.scheduled_retrain, time=retrain_time, name="retrain")
             log.info("retraining scheduled daily at %s UTC", retrain_time.strftime("%H:%M"))
+    _reload_on_sighup(app, models)
     log.info(
         "bot ready: model %s, database %s", models.current.version, engine.url.render_as_string()
     )
+
+
+def _reload_on_sighup(app: Application, models: ModelManager) -> None:
+    """``kill -HUP <bot>`` makes it check for a newly activated model right away."""
+
+    def reload() -> None:
+        log.info("SIGHUP: checking for a newly activated model")
+        app.create_task(models.refresh(), name="model-refresh-sighup")
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+        log.debug("no SIGHUP handler in this thread")
 
 
 async def _register_commands(app: Application, settings: Settings) -> None:
@@ -187,6 +202,8 @@ async def _post_shutdown(app: Application) -> None:
     resources: BotResources | None = app.bot_data.pop(RESOURCES, None)
     if resources is None:
         return
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
     for task in list(resources.background):
         task.cancel()
     if resources.background:

@@ -124,7 +124,8 @@ class FakeTelegram:
         self.edits: list[tuple[str, dict[str, Any]]] = []
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[str, str, bytes]] = {}  # file_id -> (unique, path, bytes)
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the default scope's
+        self.commands_by_scope: dict[str, list[dict[str, Any]]] = {}
         self.webhook: dict[str, Any] | None = None
         self.calls: dict[str, int] = defaultdict(int)
         self.errors: list[tuple[str, str]] = []
@@ -425,7 +426,10 @@ class FakeTelegram:
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
             if not 1 <= len(c.get("description", "")) <= 256:
                 raise ApiError(400, "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID")
-        self.commands = commands
+        scope = params.get("scope") or {"type": "default"}
+        self.commands_by_scope[json.dumps(scope, sort_keys=True)] = commands
+        if scope.get("type") == "default":
+            self.commands = commands
         return True
 
     async def _m_getUpdates(self, params: dict, files: dict) -> list:

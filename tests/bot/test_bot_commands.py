@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
 from typing import Any
 
@@ -25,8 +26,11 @@ async def ask(fake: FakeTelegram, user: Any, text: str) -> Any:
 
 
 async def test_commands_registered_and_informational(fake: FakeTelegram, bot: Any) -> None:
-    registered = [c["command"] for c in fake.commands]
-    assert registered[:5] == ["start", "help", "stats", "privacy", "forget"]
+    public = ["start", "help", "stats", "privacy", "forget"]
+    assert [c["command"] for c in fake.commands] == public
+    admin_scope = json.dumps({"chat_id": ADMIN.id, "type": "chat"}, sort_keys=True)
+    admin = [c["command"] for c in fake.commands_by_scope[admin_scope]]
+    assert admin == [*public, "modelinfo", "retrain", "export"]
     assert fake.calls["deleteWebhook"] >= 1  # polling mode clears any webhook
     for command in ("/start", "/help"):
         reply = await ask(fake, ALICE, command)

@@ -17,7 +17,7 @@ from telegram.ext import CallbackContext
 
 import db
 from bot import handlers, texts
-from bot.app import RESOURCES, parse_retrain_time
+from bot.app import RESOURCES, _reload_on_sighup, parse_retrain_time
 from bot.jobs import CommandRunner, describe_summary, last_json_line, settings_env
 from bot.models import ModelManager
 from digits.settings import Settings, SettingsError
@@ -132,6 +132,25 @@ async def test_bot_switches_model_without_restart(
         rows = db.recent_readings(session, ALICE.id)
         assert rows[0].model_version == version
         assert rows[1].model_version != version
+
+
+async def test_sighup_checks_for_a_new_model_at_once(
+    fake: FakeTelegram, bot: Any, sessions: Any, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    models = bot.bot_data[RESOURCES].models
+    version = await asyncio.to_thread(activate, sessions, new_model(tmp_path, "v5"))
+    loop = asyncio.get_running_loop()
+    assert loop.remove_signal_handler(signal.SIGHUP)  # the bot installed one...
+    _reload_on_sighup(bot, models)  # ...put it back, and use it
+    os.kill(os.getpid(), signal.SIGHUP)
+    for _ in range(100):
+        if models.current.version == version:
+            break
+        await asyncio.sleep(0.1)
+    assert models.current.version == version and models.swaps == 1
 
 
 async def test_retrain_command_promotes_and_bot_swaps(
