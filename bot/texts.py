@@ -153,7 +153,7 @@ RATE_LIMITED = (
     "Please wait {wait} seconds and send it again."
 )
 PAGES_CUT = "This PDF has {pages} pages; I read the first {limit}."
-ERROR = "Sorry, something went wrong on my side. Please try again; nothing you sent was lost."
+ERROR = "Sorry, something went wrong on my side; please try again in a moment."
 
 # --- /stats, /forget ----------------------------------------------------------------------------
 
