@@ -279,9 +279,9 @@ def simulate_photo_readings(
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", type=int, default=40)
-    # Long numbers (card, account, reference numbers): with a good model most short
+    # Long numbers (IBANs, account and reference numbers): with a good model most short
     # readings are right, and 2,000 corrected digits would need more handwriting than USPS has.
-    parser.add_argument("--digits-per-reading", type=int, default=16)
+    parser.add_argument("--digits-per-reading", type=int, default=20)
     parser.add_argument("--corrected", type=int, default=2000, help="corrected digits to collect")
     parser.add_argument(
         "--photo-readings",
