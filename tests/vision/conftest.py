@@ -30,13 +30,19 @@ def mnist_test():
 
 @pytest.fixture(scope="session")
 def clear_digits(reader, mnist_test):
-    """One MNIST test image per class that the classifier reads with ≥ 99 % confidence."""
+    """Per class, the MNIST test image the classifier is surest of (and right about).
+
+    The shipped model is trained with label smoothing, so its top probability sits near
+    0.96 rather than 1: pick the most confident correct example, not a fixed threshold.
+    """
     probs = reader.classifier.classify(mnist_test.images[:2000])
+    labels = mnist_test.labels[:2000].astype(int)
     out = {}
-    for i, (p, label) in enumerate(zip(probs, mnist_test.labels[:2000], strict=True)):
-        label = int(label)
-        if label not in out and p.argmax() == label and p.max() > 0.99:
-            out[label] = mnist_test.images[i]
+    for label in range(10):
+        right = np.nonzero((labels == label) & (probs.argmax(1) == label))[0]
+        best = right[np.argmax(probs[right, label])]
+        assert probs[best, label] > 0.9, (label, probs[best])
+        out[label] = mnist_test.images[best]
     assert len(out) == 10
     return out
 
