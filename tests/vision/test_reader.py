@@ -119,6 +119,11 @@ def test_broken_strokes_are_merged(reader, clear_digits) -> None:
     assert reading.text == "5"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="with mnist-v1 the cut through a touching '30' is scored wrongly (read '20') "
+    "(issue 3, open)",
+)
 def test_touching_digits_are_split(reader, clear_digits) -> None:
     img = render("30", clear_digits, gap=-0.08, height=80)
     reading = reader.read(img)
