@@ -35,10 +35,35 @@ def _digit_alpha(img28: np.ndarray, height: int, rng: np.random.Generator) -> np
     alpha = cv2.resize(crop, (width, height), interpolation=cv2.INTER_CUBIC)
     # Pens draw thinner than MNIST's blurred strokes on large digits: sharpen the edge.
     alpha = np.clip((alpha - rng.uniform(0.3, 0.6)) * 3.0, 0.0, 1.0)
-    return alpha
+    return _pen_width(alpha, height, rng)
 
 
-def _paper(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
+def _pen_width(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Bring the stroke to a pen's width (5-11 % of the digit height, at least 1.5 px).
+
+    MNIST strokes scaled up to a large digit become felt-marker bars several times bolder
+    than a ballpoint or gel pen draws; only strokes far from the pen's width are changed.
+    """
+    from vision.normalize import stroke_width
+
+    width = stroke_width(alpha > 0.5)
+    target = max(1.5, height * rng.uniform(0.05, 0.11))
+    steps = round((width - target) / 2.0)
+    if steps == 0 or width <= 0:
+        return alpha
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(steps) + 1, 2 * abs(steps) + 1))
+    if steps > 0:
+        thinned = cv2.erode(alpha, k)
+        return thinned if (thinned > 0.5).sum() > 0.3 * (alpha > 0.5).sum() else alpha
+    return cv2.dilate(alpha, k)
+
+
+def _paper(w: int, h: int, digit_h: int, rng: np.random.Generator) -> np.ndarray:
+    """Paper with texture; ruled or squared at a spacing that suits the writing's size.
+
+    People write between the rules of lined paper (digits about 0.55-0.85 of the spacing)
+    and one or two cells tall on squared paper.
+    """
     base = np.array(PAPERS[rng.integers(len(PAPERS))], np.float32) + rng.normal(0, 6, 3)
     paper = np.ones((h, w, 3), np.float32) * base
     # Low-frequency texture.
@@ -46,7 +71,8 @@ def _paper(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     paper += tex[..., None] * rng.uniform(1, 5)
     kind = rng.choice(["plain", "ruled", "squared"], p=[0.4, 0.3, 0.3])
     colour = np.array(rng.choice([(200, 160, 130), (170, 170, 170), (190, 190, 230)]), np.float32)
-    step = int(rng.integers(28, 60))
+    ratio = rng.uniform(1.2, 1.8) if kind == "ruled" else rng.uniform(0.5, 1.3)
+    step = max(12, round(digit_h * ratio))
     thick = int(rng.integers(1, 3))
     if kind in {"ruled", "squared"}:
         off = int(rng.integers(0, step))
@@ -104,12 +130,12 @@ def generate_photo(
     """One synthetic photo (BGR uint8) and its expected reading."""
     images, labels = digits_pool
     w, h = SIZES[rng.integers(len(SIZES))]
-    paper = _paper(w, h, rng)
-    ink = np.array(INKS[rng.integers(len(INKS))], np.float32) + rng.normal(0, 8, 3)
-    alpha_canvas = np.zeros((h, w), np.float32)
     n_lines = int(rng.choice([1, 1, 2, 2, 3]))
     digit_h = int(rng.uniform(0.05, 0.28 if n_lines == 1 else 0.17) * h)
     digit_h = max(digit_h, 24)
+    paper = _paper(w, h, digit_h, rng)
+    ink = np.array(INKS[rng.integers(len(INKS))], np.float32) + rng.normal(0, 8, 3)
+    alpha_canvas = np.zeros((h, w), np.float32)
     line_gap = digit_h * rng.uniform(1.5, 2.0)
     top = rng.uniform(0.08, 0.2) * h
     text_lines = []

@@ -206,14 +206,55 @@ def typical_height(mask: np.ndarray) -> float:
     return float(np.median(hs))
 
 
+def _open_lines(m: np.ndarray, length: int, axis: int) -> np.ndarray:
+    """Runs of at least `length` px along `axis` (0: horizontal), tolerant of a slight slant.
+
+    A thin line a few degrees off the axis is a staircase of short runs; thickening it by
+    one pixel across the line first joins the steps into one long run.
+    """
+    across = np.ones((3, 1) if axis == 0 else (1, 3), np.uint8)
+    along = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1) if axis == 0 else (1, length))
+    return cv2.morphologyEx(cv2.dilate(m, across), cv2.MORPH_OPEN, along) & m
+
+
+def long_lines(mask: np.ndarray) -> np.ndarray:
+    """The mask without thin lines far longer than any digit (ruled paper, page edges).
+
+    Found before the digit height is known: a rule that touches the digits would otherwise
+    join them into one giant component and make every size estimate wrong.
+    """
+    m = mask.astype(np.uint8)
+    H, W = m.shape
+    max_t = max(3, round(0.008 * max(H, W)))
+    horiz = _thin_only(_open_lines(m, max(15, W // 4), 0), max_t, axis=0)
+    vert = _thin_only(_open_lines(m, max(15, H // 2), 1), max_t, axis=1)
+    lines = (horiz | vert).astype(bool)
+    return _bridge(mask & ~lines, horiz, vert, max_t + 4)
+
+
+def _bridge(clean: np.ndarray, horiz: np.ndarray, vert: np.ndarray, t: int) -> np.ndarray:
+    """Reconnect strokes a removed line crossed: fill line pixels with ink on both sides."""
+    if horiz.any():
+        bridged = cv2.morphologyEx(
+            clean.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((t, 1), np.uint8)
+        ).astype(bool)
+        clean = clean | (bridged & horiz.astype(bool))
+    if vert.any():
+        bridged = cv2.morphologyEx(
+            clean.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((1, t), np.uint8)
+        ).astype(bool)
+        clean = clean | (bridged & vert.astype(bool))
+    return clean
+
+
 def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarray]:
     """Remove ruled/table lines and box walls; returns (clean mask, removed vertical walls)."""
     m = mask.astype(np.uint8)
     H, W = m.shape
     lh = max(15, round(1.6 * digit_h), W // 6) if digit_h else max(15, W // 4)
-    horiz = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (lh, 1)))
+    horiz = _open_lines(m, lh, 0)
     lv = max(15, round(1.8 * digit_h)) if digit_h else max(15, H // 3)
-    vert = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, lv)))
+    vert = _open_lines(m, lv, 1)
     # Slanted rules (perspective, a rotated page) escape the axis-aligned openings.
     hh, hv = _hough_lines(m, min(lh, lv), digit_h)
     horiz |= hh
@@ -245,17 +286,7 @@ def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarr
                 walls[labels == i] = True
         clean &= ~walls
     # Reconnect strokes the lines crossed: close gaps only where ink lies on both sides.
-    t = max(3, max_t + 2)
-    if horiz.any():
-        bridged = cv2.morphologyEx(
-            clean.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((t, 1), np.uint8)
-        ).astype(bool)
-        clean |= bridged & horiz.astype(bool)
-    if vert.any():
-        bridged = cv2.morphologyEx(
-            clean.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((1, t), np.uint8)
-        ).astype(bool)
-        clean |= bridged & vert.astype(bool)
+    clean = _bridge(clean, horiz, vert, max(3, max_t + 4))
     return clean, walls | vert.astype(bool)
 
 
@@ -398,6 +429,28 @@ def _drop_blobs(cands: list[Candidate], digit_h: float) -> list[Candidate]:
         for c, w in zip(cands, widths, strict=True)
         if not (w > 2.5 * typical and w > 0.08 * digit_h)
     ]
+
+
+def _drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
+    """Drop shapes whose ink is far fainter than the writing's: shadow edges, paper grain.
+
+    Dividing by the background turns the edge of a soft shadow into a weak gradient that
+    the soft threshold still picks up; pen strokes are several times stronger.
+    """
+    if len(cands) < 2:
+        return cands
+    strength = []
+    for c in cands:
+        values = ink[c.y : c.y2, c.x : c.x2][c.mask]
+        strength.append(float(np.percentile(values, 90)) if values.size else 0.0)
+    typical = float(np.median(strength))
+    out = []
+    for c, s in zip(cands, strength, strict=True):
+        filled = c.area > 0.3 * c.w * c.h  # a patch rather than a thin stroke
+        if s < 0.45 * typical or (filled and s < 0.55 * typical):
+            continue
+        out.append(c)
+    return out
 
 
 # --------------------------------------------------------------------------- crops
@@ -630,7 +683,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     work, scale = working_image(image)
     ink = ink_map(work)
     mask = threshold_ink(ink)
-    digit_h = typical_height(mask)
+    digit_h = typical_height(long_lines(mask))
     if digit_h <= 0:
         return Segmentation([], scale, ink, mask)
     clean, walls = remove_rules(mask, digit_h)
@@ -640,6 +693,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     cands = _merge_fragments(cands, digit_h)
     cands = _drop_noise(cands, digit_h, clean.shape)
     cands = _drop_blobs(cands, digit_h)
+    cands = _drop_faint(cands, ink)
     if not cands:
         return Segmentation([], scale, ink, clean)
     digit_h = float(np.median([c.h for c in cands]))
