@@ -121,13 +121,8 @@ def test_broken_strokes_are_merged(reader, clear_digits) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="with mnist-v1 the cut through a touching '30' is scored wrongly (read '20') "
-    "(issue 3, open)",
-)
-@pytest.mark.xfail(
-    reason="since 9b6ef2d picks other MNIST digits, the touching 3 of '30' reads as 2 "
-    "(split is right, classification of the cut piece is not; issue 3, open)",
-    strict=False,
+    reason="the touching 3 of '30' reads as 2: the split is right, the cut piece's "
+    "classification is not (issue 3, open)",
 )
 def test_touching_digits_are_split(reader, clear_digits) -> None:
     img = render("30", clear_digits, gap=-0.08, height=80)
