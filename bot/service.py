@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 import db
@@ -64,21 +63,6 @@ def read_image(reader: Any, data: bytes, max_pages: int) -> list[Page]:
     return pages
 
 
-def _digit_records(reading: Any) -> list[db.DigitRecord]:
-    return [
-        db.DigitRecord(
-            position=i,
-            line=d.line,
-            number=d.number,
-            box=tuple(int(v) for v in d.box),
-            crop=np.ascontiguousarray(d.crop, dtype=np.uint8).tobytes(),
-            predicted=int(d.label),
-            confidence=float(min(1.0, max(0.0, d.confidence))),
-        )
-        for i, d in enumerate(reading.digits)
-    ]
-
-
 def record_pages(
     factory: sessionmaker[Session],
     store: db.ImageStore,
@@ -113,7 +97,7 @@ def record_pages(
                 height=int(r.height),
                 model_version=model_version,
                 text=r.text,
-                digits=_digit_records(r),
+                digits=db.DigitRecord.from_digits(r.digits),
                 elapsed_ms=float(r.elapsed_ms),
             )
             ids.append(row.id)

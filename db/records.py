@@ -49,6 +49,26 @@ class DigitRecord:
     predicted: int
     confidence: float
 
+    @classmethod
+    def from_digits(cls, digits: Any) -> list[DigitRecord]:
+        """Records for a reader's digits, in reading order.
+
+        Duck-typed (label, confidence, box, crop, line, number) so that `db` need not
+        import `vision`; confidence is clamped to [0, 1] against float rounding.
+        """
+        return [
+            cls(
+                position=i,
+                line=int(d.line),
+                number=int(d.number),
+                box=tuple(int(v) for v in d.box),  # type: ignore[arg-type]
+                crop=d.crop.astype("uint8").tobytes(),  # C order, any memory layout
+                predicted=int(d.label),
+                confidence=min(1.0, max(0.0, float(d.confidence))),
+            )
+            for i, d in enumerate(digits)
+        ]
+
     def validated(self) -> dict[str, Any]:
         """Column values for a ``Digit`` row; raises InvalidInput on anything off."""
         where = f"digit at position {self.position!r}"

@@ -53,18 +53,7 @@ def truth_digits(corrected_text: str | None) -> list[int]:
 
 def aligned_records(reading: object) -> list[db.DigitRecord]:
     """DigitRecords for `replace_digits` from a vision `Reading` (positions in reading order)."""
-    return [
-        db.DigitRecord(
-            position=i,
-            line=d.line,
-            number=d.number,
-            box=tuple(int(v) for v in d.box),
-            crop=d.crop.astype("uint8").tobytes(),
-            predicted=d.label,
-            confidence=min(1.0, max(0.0, float(d.confidence))),
-        )
-        for i, d in enumerate(reading.digits)  # type: ignore[attr-defined]
-    ]
+    return db.DigitRecord.from_digits(reading.digits)  # type: ignore[attr-defined]
 
 
 def recover_labels(
