@@ -17,6 +17,7 @@ PREPROCESSING_VERSION = 1
 SIZE = 28
 BOX = 20
 TARGET_STROKE = 2.6  # MNIST's median stroke width at 28×28, in pixels
+WORK_SIDE = 2 * BOX  # larger crops are shrunk to this before their stroke is matched
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -48,8 +49,17 @@ def normalize_digit(ink: np.ndarray, *, fix_stroke: bool = True) -> np.ndarray:
     # MNIST strokes are saturated at their core: stretch faint ink to full intensity.
     peak = float(np.percentile(img[img > 0.25], 90))
     img = np.clip(img / max(peak, 1e-3), 0.0, 1.0)
-    mask = img > 0.25
     h, w = img.shape
+    if max(h, w) > WORK_SIDE:
+        # Stroke matching at a bounded size: as exact, and cheap for a digit filling a photo.
+        f = WORK_SIDE / max(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        h, w = img.shape
+        # A thin pen fades when shrunk: saturate its core again.
+        peak = float(np.percentile(img[img > 0.05], 90)) if (img > 0.05).any() else 1.0
+        img = np.clip(img / max(peak, 1e-3), 0.0, 1.0)
+    mask = img > 0.25
     scale = BOX / max(h, w)
     if fix_stroke:
         img = _match_stroke(img, mask, scale)

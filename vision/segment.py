@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from vision.normalize import normalize_digit
+from vision.normalize import normalize_digit, stroke_width
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 MAX_SIDE = 800
 MIN_SIDE = 200
 MAX_UPSCALE = 6.0
+# Large writing is worked on at about this digit height (pixels) ...
+WORK_DIGIT_H = 64.0
+# ... unless that would thin the pen's stroke below this width (pixels).
+MIN_WORK_STROKE = 2.5
+# The writing's size is estimated on a copy with this long side (pixels).
+PROBE_SIDE = 320
+# Shrinking never takes the short side below this (pixels).
+MIN_WORK_SIDE = 150
 
 # A scorer maps MNIST-normalised crops [N, 28, 28] to class probabilities [N, 10].
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -99,14 +107,49 @@ class Segmentation:
 # --------------------------------------------------------------------------- ink map
 
 
-def working_image(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """Resize to the working resolution; returns (image, original-per-working scale)."""
-    h, w = image.shape[:2]
-    factor = 1.0
+def _bounded_factor(h: int, w: int) -> float:
+    """Resize factor that brings the long side under MAX_SIDE and the short side over MIN_SIDE."""
     if max(h, w) > MAX_SIDE:
-        factor = MAX_SIDE / max(h, w)
-    elif min(h, w) < MIN_SIDE:
-        factor = min(MIN_SIDE / min(h, w), MAX_UPSCALE, MAX_SIDE / max(h, w))
+        return MAX_SIDE / max(h, w)
+    if min(h, w) < MIN_SIDE:
+        return min(MIN_SIDE / min(h, w), MAX_UPSCALE, MAX_SIDE / max(h, w))
+    return 1.0
+
+
+def _probe_writing(image: np.ndarray) -> tuple[float, float]:
+    """(digit height, stroke width) in the image's pixels, estimated on a small copy.
+
+    Cheap enough to run on every photo: everything is done at PROBE_SIDE pixels.
+    Returns (0, 0) when no writing is found.
+    """
+    h, w = image.shape[:2]
+    f = min(1.0, PROBE_SIDE / max(h, w))
+    small = image
+    if f < 1.0:
+        small = cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+    clean = long_lines(threshold_ink(ink_map(small)))
+    digit_h = typical_height(clean)
+    if digit_h <= 0:
+        return 0.0, 0.0
+    return digit_h / f, stroke_width(clean) / f
+
+
+def working_image(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Resize to the working resolution; returns (image, original-per-working scale).
+
+    The resolution is bounded (MAX_SIDE, MIN_SIDE), and further reduced when the writing
+    is large: digits about WORK_DIGIT_H pixels tall read as well as larger ones, and
+    the cost of every later step grows with the pixel count. Thin pens keep at least
+    MIN_WORK_STROKE pixels of stroke.
+    """
+    h, w = image.shape[:2]
+    factor = _bounded_factor(h, w)
+    if factor <= 1.0 and max(h, w) * factor > 1.25 * PROBE_SIDE:
+        digit_h, stroke = _probe_writing(image)
+        if digit_h * factor > WORK_DIGIT_H and stroke > 0:
+            shrink = max(WORK_DIGIT_H / (digit_h * factor), MIN_WORK_STROKE / (stroke * factor))
+            floor = MIN_WORK_SIDE / (min(h, w) * factor)  # the page around the digits
+            factor *= min(1.0, max(shrink, floor))
     if abs(factor - 1.0) < 1e-3:
         return image, 1.0
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
@@ -296,8 +339,20 @@ def _hough_lines(m: np.ndarray, length: int, digit_h: float) -> tuple[np.ndarray
     horiz = np.zeros_like(m)
     vert = np.zeros_like(m)
     gap = max(2, round(0.04 * digit_h))
+    # Only shapes at least a line long can hold one: Hough on the rest is wasted time.
+    joined = cv2.dilate(m, np.ones((gap + 1, gap + 1), np.uint8))
+    n, labels, stats = _components(joined)
+    long = np.zeros(n, bool)
+    long[1:] = np.maximum(stats[1:, 2], stats[1:, 3]) >= 0.9 * length
+    if not long.any():
+        return horiz, vert
     segs = cv2.HoughLinesP(
-        m, 1, np.pi / 180, threshold=max(10, length // 2), minLineLength=length, maxLineGap=gap
+        m & long[labels].astype(np.uint8),
+        1,
+        np.pi / 180,
+        threshold=max(10, length // 2),
+        minLineLength=length,
+        maxLineGap=gap,
     )
     if segs is None:
         return horiz, vert

@@ -106,9 +106,6 @@ def test_noise_specks(reader, clear_digits) -> None:
     assert reader.read(img).text == "736"
 
 
-@pytest.mark.xfail(
-    reason="a digit cut across by a gap is not yet merged back (issue 3, open)", strict=True
-)
 def test_broken_strokes_are_merged(reader, clear_digits) -> None:
     img = render("5", clear_digits, height=120)
     # Cut the digit with a horizontal paper-coloured band: two fragments, one digit.
