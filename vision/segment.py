@@ -539,59 +539,149 @@ def score_candidates(cands: list[Candidate], ink: np.ndarray, scorer: Scorer) ->
         c.crop, c.probs = crop, p
 
 
-def _cut(cand: Candidate, cols: Sequence[int]) -> list[Candidate] | None:
-    """Split a candidate at the given columns (relative to its box) into tight pieces."""
-    pieces = []
-    edges = [0, *cols, cand.w]
-    for a, b in itertools.pairwise(edges):
-        sub = cand.mask[:, a:b]
-        ys, xs = np.nonzero(sub)
-        if ys.size == 0:
-            return None
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        pieces.append(
-            Candidate(cand.x + a + x0, cand.y + y0, x1 - x0, y1 - y0, sub[y0:y1, x0:x1].copy())
-        )
-    return pieces
+def _piece(cand: Candidate, left: np.ndarray, right: np.ndarray) -> Candidate | None:
+    """The ink of a candidate between two cut paths (one column per row), tight."""
+    xs = np.arange(cand.w)
+    sub = cand.mask & (xs >= left[:, None]) & (xs < right[:, None])
+    ys, xs_ = np.nonzero(sub)
+    if ys.size == 0:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs_.min(), xs_.max() + 1
+    return Candidate(cand.x + x0, cand.y + y0, x1 - x0, y1 - y0, sub[y0:y1, x0:x1].copy())
 
 
-def split_options(cand: Candidate, k: int, max_options: int = 4) -> list[list[Candidate]]:
-    """Ways to cut a candidate into k pieces at low-ink columns near even spacing."""
-    proj = cand.mask.sum(axis=0).astype(np.float32)
-    proj = np.convolve(proj, np.ones(3) / 3, mode="same")
-    options = []
-    w = cand.w
-    if k == 2:
-        lo, hi = round(0.25 * w), round(0.75 * w)
-        if hi - lo < 2:
-            return []
-        cols = np.arange(lo, hi)
-        # Prefer thin columns, a little prefer the middle.
-        cost = proj[cols] + 0.15 * cand.h * np.abs(cols - w / 2) / w
-        order = np.argsort(cost)
-        chosen: list[int] = []
-        for c in order:
-            if all(abs(int(cols[c]) - p) > max(2, w // 12) for p in chosen):
-                chosen.append(int(cols[c]))
-            if len(chosen) >= max_options:
+def cut_paths(mask: np.ndarray, cols: Sequence[int], band: int) -> list[np.ndarray]:
+    """For each column, the top-to-bottom path near it crossing the least ink.
+
+    Touching digits rarely meet along a straight vertical line (two zeros written in one
+    stroke overlap); a path that may bend by one pixel per row follows the gap between.
+    All columns are solved together, one row at a time (dynamic programming).
+    """
+    h, w = mask.shape
+    if not cols:
+        return []
+    offsets = np.arange(-band, band + 1)
+    xs = np.asarray(cols)[:, None] + offsets[None, :]  # [cuts, 2·band+1]
+    valid = (xs >= 0) & (xs < w)
+    xs_c = np.clip(xs, 0, w - 1)
+    ink = np.where(valid[None], mask[:, xs_c].astype(np.float32), np.inf)  # [h, cuts, n]
+    drift = 0.02 * np.abs(offsets)[None, :]
+    cost = ink[0] + drift
+    moves = np.zeros(ink.shape, np.int8)
+    pad = np.full((len(cols), 1), np.inf, np.float32)
+    for y in range(1, h):
+        stacked = np.stack([np.hstack([pad, cost[:, :-1]]), cost, np.hstack([cost[:, 1:], pad])])
+        choice = np.argmin(stacked, axis=0)
+        moves[y] = choice - 1
+        cost = np.take_along_axis(stacked, choice[None], axis=0)[0] + ink[y] + drift
+    paths = []
+    for k in range(len(cols)):
+        path = np.empty(h, np.int64)
+        x = int(np.argmin(cost[k]))
+        for y in range(h - 1, -1, -1):
+            path[y] = xs_c[k, x]
+            x += int(moves[y, k, x])
+        paths.append(path)
+    return paths
+
+
+def cut_columns(cand: Candidate) -> list[int]:
+    """Columns (relative to the box) where a cut crosses little ink: the candidate cuts.
+
+    Local minima of the ink profile, thinnest first, a few per digit the shape may hold.
+    """
+    proj = np.convolve(cand.mask.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
+    margin = max(2, round(0.1 * cand.h))
+    if cand.w - 2 * margin < 1:
+        return []
+    sep = max(2, round(0.12 * cand.h))
+    max_cuts = round(2 + 2.5 * cand.w / max(1, cand.h))
+    cols = np.arange(margin, cand.w - margin)
+    half = max(1, sep // 2)
+    padded = np.pad(proj, half, mode="edge")
+    window_min = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).min(axis=1)
+    minima = cols[proj[cols] <= window_min[cols]]
+    rest = cols[proj[cols] > window_min[cols]]
+    chosen: list[int] = []
+    for group in (minima, rest):
+        for col in group[np.argsort(proj[group], kind="stable")]:
+            if len(chosen) >= max_cuts:
                 break
-        for c in chosen:
-            pieces = _cut(cand, [c])
-            if pieces:
-                options.append(pieces)
-    else:
-        cuts = []
-        for j in range(1, k):
-            centre = j * w / k
-            lo, hi = round(centre - 0.15 * w / k * 2), round(centre + 0.15 * w / k * 2)
-            lo, hi = max(1, lo), min(w - 1, hi)
-            if hi <= lo:
-                return []
-            cuts.append(lo + int(np.argmin(proj[lo:hi])))
-        pieces = _cut(cand, cuts)
-        if pieces:
-            options.append(pieces)
-    return options
+            if all(abs(int(col) - c) >= sep for c in chosen):
+                chosen.append(int(col))
+    return sorted(chosen)
+
+
+def _piece_prior(p: Candidate, whole: Candidate) -> float:
+    """Log-score penalty for shapes rarely a digit: a sliver that is not a confident 1."""
+    if p.w < 0.15 * whole.h:
+        tall_one = int(np.argmax(p.probs)) == 1 and p.confidence > 0.9 and p.h > 0.8 * whole.h
+        return 0.0 if tall_one else 0.5
+    if p.h < 0.5 * whole.h:
+        return 0.5  # a fragment, not a digit of the run
+    return 0.0
+
+
+def split_best(
+    c: Candidate, ink: np.ndarray, scorer: Scorer, digit_w: float, force: int | None = None
+) -> list[Candidate]:
+    """The best reading of a shape as 1..N digits side by side, by the classifier's score.
+
+    Cuts are tried at low-ink columns; every piece between two cuts is classified once (in
+    one batch) and the best sequence of pieces is found by dynamic programming. Each extra
+    cut must earn its place, and a very wide shape as one digit is penalised. With `force`,
+    exactly that many pieces (or the whole, if no such cut exists).
+    """
+    aspect = c.w / max(1, c.h)
+    band = max(1, round(0.12 * c.h))
+    paths = [np.zeros(c.h, np.int64)]
+    paths += cut_paths(c.mask, cut_columns(c), band)
+    paths.append(np.full(c.h, c.w, np.int64))
+    pos = [int(np.median(p)) for p in paths]
+    last = len(pos) - 1
+    max_pieces = force or max(2, min(6, int(np.ceil(aspect * 1.6))))
+    pieces: dict[tuple[int, int], Candidate] = {}
+    for i in range(last):
+        for j in range(i + 1, last + 1):
+            if (i, j) == (0, last):
+                continue
+            width = pos[j] - pos[i]
+            if width > 1.4 * c.h:
+                break
+            p = _piece(c, paths[i], paths[j])
+            if p is not None and p.w >= 0.05 * c.h:
+                pieces[(i, j)] = p
+    if not pieces:
+        return [c]
+    score_candidates([c, *pieces.values()], ink, scorer)
+
+    def log_conf(p: Candidate) -> float:
+        return float(np.log(max(p.confidence, 1e-6))) - _piece_prior(p, c)
+
+    # best[j][n]: best score covering columns pos[0]..pos[j] with n pieces.
+    best: list[dict[int, tuple[float, list[Candidate]]]] = [{} for _ in pos]
+    best[0][0] = (0.0, [])
+    for j in range(1, last + 1):
+        for i in range(j):
+            p = pieces.get((i, j))
+            if p is None:
+                continue
+            for n, (score, seq) in best[i].items():
+                if n + 1 > max_pieces:
+                    continue
+                cand_score = score + log_conf(p)
+                if n + 1 not in best[j] or cand_score > best[j][n + 1][0]:
+                    best[j][n + 1] = (cand_score, [*seq, p])
+    if force:
+        return best[last][force][1] if force in best[last] else [c]
+    whole = float(np.log(max(c.confidence, 1e-6))) - 0.25 * max(0.0, aspect - 1.1)
+    choice, choice_score = [c], whole
+    for n, (score, seq) in best[last].items():
+        # A cut must earn its place: one wide digit (a 2 with a long base) is common.
+        score -= (n - 1) * (0.02 + 0.15 * max(0.0, 1.4 - aspect))
+        if score > choice_score:
+            choice, choice_score = seq, score
+    return choice
 
 
 def _split_touching(
@@ -602,46 +692,8 @@ def _split_touching(
     for c in cands:
         aspect = c.w / max(1, c.h)
         wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
-        if not wide:
-            out.append(c)
-            continue
-        best = split_best(c, ink, scorer, digit_w)
-        if len(best) > 1:
-            # Pieces still too wide hold more digits (a run of touching zeros).
-            best = _split_touching(best, digit_h, digit_w, ink, scorer)
-        out.extend(best)
+        out.extend(split_best(c, ink, scorer, digit_w) if wide else [c])
     return out
-
-
-def split_best(
-    c: Candidate, ink: np.ndarray, scorer: Scorer, digit_w: float, force: int | None = None
-) -> list[Candidate]:
-    """The best of: the whole candidate, or cuts into 2 or 3 pieces (by classifier score)."""
-    aspect = c.w / max(1, c.h)
-    options: list[list[Candidate]] = [] if force else [[c]]
-    ks = [force] if force else ([2, 3] if aspect > 1.5 else [2])
-    for k in ks:
-        options.extend(split_options(c, k))
-    if not options:
-        return [c]
-    flat = [p for opt in options for p in opt]
-    score_candidates(flat, ink, scorer)
-    best, best_score = options[0], -1e9
-    for opt in options:
-        confs = np.array([p.confidence for p in opt])
-        score = float(np.mean(np.log(np.maximum(confs, 1e-6))))
-        # Pieces narrower than a third of their height are rarely digits (except 1s).
-        if len(opt) == 1:
-            # The whole must beat the cut clearly when it is very wide.
-            score -= 0.25 * max(0.0, aspect - 1.1)
-        elif not force:
-            # A cut must earn its place: one wide digit (a 2 with a long base) is common.
-            score -= 0.15 * (len(opt) - 1) * max(0.0, 1.6 - aspect) / 0.6
-        if any(p.w < 0.15 * c.h for p in opt) and len(opt) > 1:
-            score -= 0.5
-        if score > best_score:
-            best, best_score = opt, score
-    return best
 
 
 def _merge_checked(
