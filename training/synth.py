@@ -125,9 +125,16 @@ def _perspective(img: np.ndarray, rng: np.random.Generator, fill: np.ndarray) ->
 
 
 def generate_photo(
-    rng: np.random.Generator, digits_pool: tuple[np.ndarray, np.ndarray]
+    rng: np.random.Generator,
+    digits_pool: tuple[np.ndarray, np.ndarray],
+    sources: list[int] | None = None,
 ) -> tuple[np.ndarray, str]:
-    """One synthetic photo (BGR uint8) and its expected reading."""
+    """One synthetic photo (BGR uint8) and its expected reading.
+
+    `sources`, when given, receives the pool index of each digit placed, in reading order
+    (the benchmark classifies those pristine digits to show the classifier's own ceiling).
+    """
+    placed_idx: list[int] = []
     images, labels = digits_pool
     w, h = SIZES[rng.integers(len(SIZES))]
     n_lines = int(rng.choice([1, 1, 2, 2, 3]))
@@ -164,6 +171,7 @@ def generate_photo(
                 region = alpha_canvas[yy : yy + dh, int(x) : int(x) + aw]
                 np.maximum(region, alpha[: region.shape[0], : region.shape[1]], out=region)
                 placed += str(int(labels[idx]))
+                placed_idx.append(idx)
                 touching = rng.random() < 0.08
                 gap = rng.uniform(-0.06, 0.0) if touching else rng.uniform(0.08, 0.35)
                 x += aw + gap * digit_h
@@ -181,6 +189,7 @@ def generate_photo(
         y0, x0 = int(0.3 * h), int(0.3 * w)
         alpha_canvas[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]] = alpha
         text_lines = [str(int(labels[idx]))]
+        placed_idx = [idx]
     strength = rng.uniform(0.75, 1.0)
     a = alpha_canvas[..., None] * strength
     img = paper * (1 - a) + ink * a
@@ -195,6 +204,8 @@ def generate_photo(
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if sources is not None:
+        sources.extend(placed_idx)
     return img, "\n".join(text_lines)
 
 
