@@ -3,7 +3,9 @@
 The steps, each answering something real photos contain:
 
 1. Work at a bounded resolution: large photos are shrunk, tiny crops (a 60×35 px cell of
-   a form) are enlarged so strokes are several pixels wide.
+   a form) are enlarged so strokes are several pixels wide. A quick probe on a 320 px
+   copy measures the writing; large writing is worked on at about 64 px digit height,
+   which is as accurate and several times faster.
 2. Ink map: each colour channel is divided by its background (a large morphological
    closing), which flattens uneven light and shadows and makes coloured paper white; the
    darkest channel is kept as ink, so any pen colour shows. Light-on-dark input is
@@ -13,9 +15,10 @@ The steps, each answering something real photos contain:
 4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
    that join two removed lines), and the strokes they crossed are reconnected.
 5. Components are filtered by size relative to the median digit height, fragments are
-   merged (the hat of a 5, a broken 4), touching digits are split where the classifier is
-   most confident, and digits are chained into lines by their neighbours, so slanted lines
-   survive; a large gap or a removed wall separates two numbers on one line.
+   merged (the hat of a 5, a broken 4), touching digits are split along ink-avoiding cut
+   paths into the sequence of pieces the classifier scores best (dynamic programming),
+   and digits are chained into lines by their neighbours, so slanted lines survive; a
+   large gap or a removed wall separates two numbers on one line.
 """
 
 from __future__ import annotations
