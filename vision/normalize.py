@@ -31,6 +31,13 @@ def stroke_width(mask: np.ndarray) -> float:
     return float(2.0 * ridge.mean()) if ridge.size else 1.0
 
 
+def saturate(img: np.ndarray, floor: float) -> np.ndarray:
+    """Stretch soft ink so its firm strokes (90th percentile above `floor`) reach 1."""
+    strong = img[img > floor]
+    peak = float(np.percentile(strong, 90)) if strong.size else 1.0
+    return np.clip(img / max(peak, 1e-3), 0.0, 1.0)
+
+
 def normalize_digit(ink: np.ndarray, *, fix_stroke: bool = True) -> np.ndarray:
     """Bright-ink-on-dark image of one digit (any size, uint8 or float) → uint8 [28, 28].
 
@@ -47,8 +54,7 @@ def normalize_digit(ink: np.ndarray, *, fix_stroke: bool = True) -> np.ndarray:
     ys, xs = np.nonzero(img > 0.05)
     img = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     # MNIST strokes are saturated at their core: stretch faint ink to full intensity.
-    peak = float(np.percentile(img[img > 0.25], 90))
-    img = np.clip(img / max(peak, 1e-3), 0.0, 1.0)
+    img = saturate(img, floor=0.25)
     h, w = img.shape
     if max(h, w) > WORK_SIDE:
         # Stroke matching at a bounded size: as exact, and cheap for a digit filling a photo.
@@ -57,8 +63,7 @@ def normalize_digit(ink: np.ndarray, *, fix_stroke: bool = True) -> np.ndarray:
         img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         h, w = img.shape
         # A thin pen fades when shrunk: saturate its core again.
-        peak = float(np.percentile(img[img > 0.05], 90)) if (img > 0.05).any() else 1.0
-        img = np.clip(img / max(peak, 1e-3), 0.0, 1.0)
+        img = saturate(img, floor=0.05)
     mask = img > 0.25
     scale = BOX / max(h, w)
     if fix_stroke:

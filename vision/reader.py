@@ -215,7 +215,7 @@ def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
         if len(cands) < n:
             # Split the widest shape (relative to its height) into two.
             widest = max(cands, key=lambda c: c.w / max(1, c.h))
-            pieces = split_best(widest, seg.ink, scorer, 0.0, force=2)
+            pieces = split_best(widest, seg.ink, scorer, force=2)
             if len(pieces) < 2:
                 raise SegmentationError(f"Could not split the writing into {n} digits.")
             cands = [c for c in cands if c is not widest] + pieces

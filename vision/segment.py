@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from vision.normalize import normalize_digit, stroke_width
+from vision.normalize import normalize_digit, saturate, stroke_width
 
 log = logging.getLogger(__name__)
 
@@ -525,9 +525,7 @@ def crop_for(cand: Candidate, ink: np.ndarray) -> np.ndarray:
     m = cv2.dilate(m, np.ones((3, 3), np.uint8))
     region = ink[y0:y1, x0:x1] * m
     # Soft ink values, stretched so firm strokes saturate like MNIST's.
-    strong = region[region > 0.05]
-    peak = float(np.percentile(strong, 90)) if strong.size else 1.0
-    region = np.clip(region / max(peak, 1e-3), 0.0, 1.0)
+    region = saturate(region, floor=0.05)
     return normalize_digit(region)
 
 
@@ -626,7 +624,7 @@ def _piece_prior(p: Candidate, whole: Candidate) -> float:
 
 
 def split_best(
-    c: Candidate, ink: np.ndarray, scorer: Scorer, digit_w: float, force: int | None = None
+    c: Candidate, ink: np.ndarray, scorer: Scorer, force: int | None = None
 ) -> list[Candidate]:
     """The best reading of a shape as 1..N digits side by side, by the classifier's score.
 
@@ -688,14 +686,14 @@ def split_best(
 
 
 def _split_touching(
-    cands: list[Candidate], digit_h: float, digit_w: float, ink: np.ndarray, scorer: Scorer
+    cands: list[Candidate], digit_w: float, ink: np.ndarray, scorer: Scorer
 ) -> list[Candidate]:
     """Split candidates too wide for one digit where the classifier agrees best."""
     out = []
     for c in cands:
         aspect = c.w / max(1, c.h)
         wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
-        out.extend(split_best(c, ink, scorer, digit_w) if wide else [c])
+        out.extend(split_best(c, ink, scorer) if wide else [c])
     return out
 
 
@@ -809,7 +807,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     digit_h = float(np.median([c.h for c in cands]))
     narrow = [c.w for c in cands if c.w < c.h]
     digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
-    cands = _split_touching(cands, digit_h, digit_w, ink, scorer)
+    cands = _split_touching(cands, digit_w, ink, scorer)
     score_candidates(cands, ink, scorer)
     cands = _merge_checked(cands, digit_h, ink, scorer)
     lines = chain_lines(cands, digit_h)
