@@ -47,6 +47,10 @@ MIN_WORK_STROKE = 2.5
 PROBE_SIDE = 320
 # Shrinking never takes the short side below this (pixels).
 MIN_WORK_SIDE = 150
+# The background closing spans about this many digit heights: wide enough to erase any
+# pen stroke, narrow enough to follow the edge of a shadow (a closing as wide as the page
+# leaves a band of false ink along it). Without a digit height: a tenth of the long side.
+BG_KERNEL_DIGITS = 0.5
 
 # A scorer maps MNIST-normalised crops [N, 28, 28] to class probabilities [N, 10].
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -137,8 +141,11 @@ def _probe_writing(image: np.ndarray) -> tuple[float, float]:
     return digit_h / f, stroke_width(clean) / f
 
 
-def working_image(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """Resize to the working resolution; returns (image, original-per-working scale).
+def working_image(image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Resize to the working resolution.
+
+    Returns (image, original-per-working scale, digit height in working pixels as the
+    probe measured it, or 0 where it did not run).
 
     The resolution is bounded (MAX_SIDE, MIN_SIDE), and further reduced when the writing
     is large: digits about WORK_DIGIT_H pixels tall read as well as larger ones, and
@@ -147,6 +154,7 @@ def working_image(image: np.ndarray) -> tuple[np.ndarray, float]:
     """
     h, w = image.shape[:2]
     factor = _bounded_factor(h, w)
+    digit_h = 0.0
     if factor <= 1.0 and max(h, w) * factor > 1.25 * PROBE_SIDE:
         digit_h, stroke = _probe_writing(image)
         if digit_h * factor > WORK_DIGIT_H and stroke > 0:
@@ -154,18 +162,26 @@ def working_image(image: np.ndarray) -> tuple[np.ndarray, float]:
             floor = MIN_WORK_SIDE / (min(h, w) * factor)  # the page around the digits
             factor *= min(1.0, max(shrink, floor))
     if abs(factor - 1.0) < 1e-3:
-        return image, 1.0
+        return image, 1.0, digit_h
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
-    return cv2.resize(image, size, interpolation=interp), 1.0 / factor
+    return cv2.resize(image, size, interpolation=interp), 1.0 / factor, digit_h * factor
 
 
-def _background(channel: np.ndarray, dark_ink: bool) -> np.ndarray:
+def background_kernel(shape: tuple[int, ...], digit_h: float) -> int:
+    """Width (pixels) of the background closing for an image of `shape` (see BG_KERNEL_DIGITS)."""
+    by_size = max(shape[:2]) / 10
+    if digit_h <= 0:
+        return round(by_size)
+    return round(min(by_size, BG_KERNEL_DIGITS * digit_h))
+
+
+def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
     """Paper brightness under the ink: a closing (opening for light ink) at 1/4 size."""
     h, w = channel.shape
     small_w, small_h = max(1, w // 4), max(1, h // 4)
     small = cv2.resize(channel, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    k = max(5, round(max(small_w, small_h) / 10)) | 1
+    k = max(3, round(kernel / 4)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
     bg = cv2.morphologyEx(small, op, kernel, borderType=cv2.BORDER_REPLICATE)
@@ -173,11 +189,11 @@ def _background(channel: np.ndarray, dark_ink: bool) -> np.ndarray:
     return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool) -> np.ndarray:
+def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool, kernel: int) -> np.ndarray:
     ink = None
     for ch in channels:
         c = ch.astype(np.float32)
-        bg = _background(c, dark_ink)
+        bg = _background(c, dark_ink, kernel)
         if dark_ink:
             v = 1.0 - c / np.maximum(bg, 8.0)
         else:
@@ -201,12 +217,18 @@ def detect_light_ink(grey: np.ndarray) -> bool:
     return 0.001 < bright < 0.4 and bright > 2.0 * dark
 
 
-def ink_map(image: np.ndarray) -> np.ndarray:
-    """float32 [0, 1] ink strength per pixel, background ≈ 0, whatever the lighting."""
+def ink_map(image: np.ndarray, kernel: int | None = None) -> np.ndarray:
+    """float32 [0, 1] ink strength per pixel, background ≈ 0, whatever the lighting.
+
+    `kernel`: width of the background closing in pixels (default: `background_kernel`
+    without a digit height).
+    """
+    if kernel is None:
+        kernel = background_kernel(image.shape, 0.0)
     channels = cv2.split(image) if image.ndim == 3 else [image]
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     dark_ink = not detect_light_ink(grey)
-    ink = _channel_ink(channels, dark_ink)
+    ink = _channel_ink(channels, dark_ink, kernel)
     return cv2.GaussianBlur(ink, (3, 3), 0)
 
 
@@ -788,12 +810,18 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     """Find, clean, split and group the digits of a BGR or grey uint8 image."""
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    work, scale = working_image(image)
-    ink = ink_map(work)
+    work, scale, probed_h = working_image(image)
+    kernel = background_kernel(work.shape, probed_h)
+    ink = ink_map(work, kernel)
     mask = threshold_ink(ink)
     digit_h = typical_height(long_lines(mask))
     if digit_h <= 0:
         return Segmentation([], scale, ink, mask)
+    better = background_kernel(work.shape, digit_h)
+    if not 0.67 < better / max(1, kernel) < 1.5:  # the probe missed, or did not run
+        kernel = better
+        ink = ink_map(work, kernel)
+        mask = threshold_ink(ink)
     clean, walls = remove_rules(mask, digit_h)
     cands = _candidates_from_mask(clean)
     digit_h = typical_height(clean) or digit_h
