@@ -31,10 +31,22 @@ def stroke_width(mask: np.ndarray) -> float:
     return float(2.0 * ridge.mean()) if ridge.size else 1.0
 
 
+def quantile(values: np.ndarray, q: float) -> float:
+    """np.percentile(values, 100·q) (linear interpolation) for a 1-D array, several times faster.
+
+    Called for every crop the reader classifies, where np.percentile's overhead dominated.
+    """
+    pos = q * (values.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, values.size - 1)
+    part = np.partition(values, (lo, hi))
+    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
+
+
 def saturate(img: np.ndarray, floor: float) -> np.ndarray:
     """Stretch soft ink so its firm strokes (90th percentile above `floor`) reach 1."""
     strong = img[img > floor]
-    peak = float(np.percentile(strong, 90)) if strong.size else 1.0
+    peak = quantile(strong, 0.9) if strong.size else 1.0
     return np.clip(img / max(peak, 1e-3), 0.0, 1.0)
 
 
