@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vision import normalize_digit
-from vision.normalize import stroke_width
+from vision.normalize import quantile, stroke_width
 
 
 def _drawn_seven(size: int, thickness: int, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
@@ -62,3 +62,10 @@ def test_mnist_digits_are_nearly_fixed_points(mnist) -> None:
         for img in test.images[:100]
     ]
     assert np.median(diffs) < 20
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 257, 4096])
+def test_quantile_matches_numpy(n: int) -> None:
+    values = np.random.default_rng(n).random(n).astype(np.float32)
+    for q in (0.0, 0.5, 0.9, 1.0):
+        assert quantile(values, q) == pytest.approx(float(np.percentile(values, 100 * q)))

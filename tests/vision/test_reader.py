@@ -52,6 +52,34 @@ def test_uneven_lighting_and_shadow(reader, clear_digits) -> None:
     assert reader.read(out).text == "5963"
 
 
+def _cast_shadow(img: np.ndarray, corners: list[tuple[int, int]], depth: float) -> np.ndarray:
+    """Darken a sharp-edged polygon, as a phone or a hand does over the page."""
+    shade = np.ones(img.shape[:2], np.float32)
+    cv2.fillPoly(shade, [np.array(corners, np.int32)], depth)
+    return np.clip(img.astype(np.float32) * shade[..., None], 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "corners",
+    [
+        [(760, 300), (1279, 420), (1279, 959), (900, 959)],  # a slanted wall
+        [(0, 600), (1280, 760), (1280, 959), (0, 959)],  # a band across the lower page
+        pytest.param(
+            [(100, 940), (600, 420), (1240, 940)],  # a wedge whose tip points at the digits
+            marks=pytest.mark.xfail(
+                reason="the smoothed closing leaves false ink along a shadow's straight edges; "
+                "their shape outweighs the writing in the size estimate (issue 3, open)",
+                strict=True,
+            ),
+        ),
+    ],
+)
+def test_sharp_shadow_adds_no_digits(reader, clear_digits, corners) -> None:
+    """A sharp-edged shadow (a phone or a hand over the page) is lighting, not writing."""
+    img = _cast_shadow(render("27 4059", clear_digits, size=(1280, 960)), corners, 0.6)
+    assert reader.read(img).text == "27 4059"
+
+
 @pytest.mark.xfail(
     reason="ruled lines through small digits still cut them (issue 3, open)", strict=True
 )
@@ -225,3 +253,17 @@ def test_annotate_and_encode(reader, clear_digits) -> None:
     assert encode_png(out)[:4] == b"\x89PNG"
     huge = cv2.resize(img, (4000, 3000))
     assert max(annotate(huge, reader.read(huge)).shape[:2]) <= 1600
+
+
+@pytest.mark.parametrize("shape", [(1500, 2000, 3), (961, 1283, 3), (777, 333)])
+def test_downscale_is_an_area_average(shape) -> None:
+    """Halvings then one area resize: the size asked for, and the values INTER_AREA gives."""
+    from vision.segment import downscale
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (0, 0), 3)
+    size = (shape[1] * 3 // 19, shape[0] * 3 // 19)
+    out = downscale(img, size)
+    ref = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    assert out.shape == ref.shape and out.dtype == img.dtype
+    assert np.abs(out.astype(int) - ref.astype(int)).mean() < 2.0
