@@ -6,8 +6,9 @@ The steps, each answering something real photos contain:
    a form) are enlarged so strokes are several pixels wide. A quick probe on a 320 px
    copy measures the writing; large writing is worked on at about 64 px digit height,
    which is as accurate and several times faster.
-2. Ink map: each colour channel is divided by its background (a large morphological
-   closing), which flattens uneven light and shadows and makes coloured paper white; the
+2. Ink map: each colour channel is divided by its background (a morphological closing
+   half a digit tall, so it follows shadow edges; the probe's or a first pass's digit
+   height sets it), which flattens uneven light and makes coloured paper white; the
    darkest channel is kept as ink, so any pen colour shows. Light-on-dark input is
    detected and inverted.
 3. Two thresholds with hysteresis: a firm one finds strokes, a softer one recovers their
