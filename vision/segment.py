@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from vision.normalize import normalize_digit, saturate, stroke_width
+from vision.normalize import normalize_digit, quantile, saturate, stroke_width
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,10 @@ def _probe_writing(image: np.ndarray) -> tuple[float, float]:
     small = image
     if f < 1.0:
         small = downscale(image, (round(w * f), round(h * f)))
-    _, mask, digit_h = ink_and_mask(small, 0.0)
+    _, _, writing, digit_h = ink_and_mask(small, 0.0)
     if digit_h <= 0:
         return 0.0, 0.0
-    return digit_h / f, stroke_width(long_lines(mask)) / f
+    return digit_h / f, stroke_width(writing) / f
 
 
 def working_image(image: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -193,24 +193,29 @@ def background_kernel(shape: tuple[int, ...], digit_h: float) -> int:
     return round(min(by_size, BG_KERNEL_DIGITS * digit_h))
 
 
-def ink_and_mask(image: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """(ink map, thresholded mask, digit height) with a background sized by the writing.
+def ink_and_mask(
+    image: np.ndarray, digit_h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(ink map, thresholded mask, that mask without long lines, digit height).
 
-    `digit_h` is a first guess (0: none). When the digits found disagree with it, the ink
-    map is made again with the background kernel their height asks for.
+    The background is sized by the writing: `digit_h` is a first guess (0: none). When
+    the digits found disagree with it, the ink map is made again with the background
+    kernel their height asks for.
     """
     kernel = background_kernel(image.shape, digit_h)
     ink = ink_map(image, kernel)
     mask = threshold_ink(ink)
-    found = typical_height(long_lines(mask))
+    writing = long_lines(mask)
+    found = typical_height(writing)
     if found <= 0:
-        return ink, mask, 0.0
+        return ink, mask, writing, 0.0
     better = background_kernel(image.shape, found)
     if not 0.67 < better / max(1, kernel) < 1.5:
         ink = ink_map(image, better)
         mask = threshold_ink(ink)
-        found = typical_height(long_lines(mask)) or found
-    return ink, mask, found
+        writing = long_lines(mask)
+        found = typical_height(writing) or found
+    return ink, mask, writing, found
 
 
 def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
@@ -219,9 +224,9 @@ def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
     small_w, small_h = max(1, w // 4), max(1, h // 4)
     small = cv2.resize(channel, (small_w, small_h), interpolation=cv2.INTER_AREA)
     k = max(3, round(kernel / 4)) | 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
-    bg = cv2.morphologyEx(small, op, kernel, borderType=cv2.BORDER_REPLICATE)
+    bg = cv2.morphologyEx(small, op, ellipse, borderType=cv2.BORDER_REPLICATE)
     bg = cv2.blur(bg, (3, 3))
     return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -559,7 +564,7 @@ def _drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
     strength = []
     for c in cands:
         values = ink[c.y : c.y2, c.x : c.x2][c.mask]
-        strength.append(float(np.percentile(values, 90)) if values.size else 0.0)
+        strength.append(quantile(values, 0.9) if values.size else 0.0)
     typical = float(np.median(strength))
     out = []
     for c, s in zip(cands, strength, strict=True):
@@ -848,7 +853,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     work, scale, probed_h = working_image(image)
-    ink, mask, digit_h = ink_and_mask(work, probed_h)
+    ink, mask, _, digit_h = ink_and_mask(work, probed_h)
     if digit_h <= 0:
         return Segmentation([], scale, ink, mask)
     clean, walls = remove_rules(mask, digit_h)
