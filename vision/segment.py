@@ -308,6 +308,13 @@ def typical_height(mask: np.ndarray) -> float:
     inside = (x > 1) & (y > 1) & (x + w < W - 1) & (y + h < H - 1)
     if (ok & inside).any():
         ok &= inside  # the paper's edge, the table top: not digits
+    # An outline around a large empty area (the edge of a hard shadow, a fold) covers a
+    # few per cent of its box; a digit's strokes, at least a tenth of theirs. One such
+    # shape far taller than the solid ones would otherwise set the size.
+    sparse = area < 0.1 * w * h
+    solid = ok & ~sparse
+    if solid.any():
+        ok &= ~(sparse & (h > 1.8 * np.median(h[solid])))
     if not ok.any():
         return float(np.max(h))
     hs = h[ok]
