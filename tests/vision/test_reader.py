@@ -280,3 +280,60 @@ def test_typical_height_is_the_writings_not_a_tall_outline() -> None:
     for x in (50, 120, 500):
         lone[30:38, x : x + 4] = 1  # specks
     assert typical_height(lone.astype(bool)) > 190
+
+
+def test_small_digits_in_a_column_stay_apart(reader, clear_digits) -> None:
+    """A 1 above a 2, each half the writing's height with a clear gap: two digits, not one.
+
+    Stacked pieces are merged when they could be strokes of one digit (the hat of a 5);
+    two half-height shapes with a clear gap between them are a column of small figures.
+    """
+    big = render("4567", clear_digits, height=60)
+    small = render("1\n2", clear_digits, height=30, line_gap=1.5)
+    img = np.minimum(big, np.roll(small, (150, 200), axis=(0, 1)))
+    assert reader.read(img).text == "4567\n1\n2"
+
+
+def test_touching_digits_try_the_thinnest_cuts_first(reader, clear_digits, monkeypatch) -> None:
+    """Barely touching digits part at their thinnest columns: the first, small search
+    reads them, with a fraction of the crops the full search classifies."""
+    import vision.segment as segment
+
+    img = render("5076", clear_digits, gap=-0.03, height=80)
+
+    def run() -> tuple[str, int]:
+        crops: list[int] = []
+
+        def scorer(x: np.ndarray) -> np.ndarray:
+            crops.append(len(x))
+            return reader.classifier.classify(x)
+
+        seg = segment.segment(img, scorer)
+        return "".join(str(int(np.argmax(c.probs))) for c in seg.digits), sum(crops)
+
+    text, quick = run()
+    monkeypatch.setattr(segment, "QUICK_CONFIDENCE", 2.0)  # never good enough: full search
+    monkeypatch.setattr(segment, "QUICK_WHOLE_CONFIDENCE", 2.0)
+    full_text, full = run()
+    assert text == full_text == "5076"
+    assert quick < 0.5 * full, (quick, full)
+
+
+def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
+    from vision.segment import _candidates_from_mask, ink_map, split_best, threshold_ink
+
+    img = render("45", clear_digits, gap=-0.08, height=80)
+    ink = ink_map(img)
+    (shape,) = [c for c in _candidates_from_mask(threshold_ink(ink)) if c.h > 40]
+    crops: list[int] = []
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        crops.append(len(x))
+        return reader.classifier.classify(x)
+
+    scored: dict = {}
+    first = split_best(shape, ink, scorer, max_cuts=2, scored=scored)
+    assert sum(crops) > 0
+    crops.clear()
+    again = split_best(shape, ink, scorer, max_cuts=2, scored=scored)
+    assert crops == [] and [(p.x, p.w) for p in again] == [(p.x, p.w) for p in first]
