@@ -4,8 +4,9 @@ The steps, each answering something real photos contain:
 
 1. Work at a bounded resolution: large photos are shrunk, tiny crops (a 60×35 px cell of
    a form) are enlarged so strokes are several pixels wide. A quick probe on a 320 px
-   copy measures the writing; large writing is worked on at about 64 px digit height,
-   which is as accurate and several times faster.
+   copy measures the writing; large writing is worked on at about 48 px digit height,
+   which is as accurate and several times faster. The size estimate ignores outlines
+   (a hard shadow's edge) far taller than the solid shapes.
 2. Ink map: each colour channel is divided by its background (a morphological closing
    half a digit tall, so it follows shadow edges; the probe's or a first pass's digit
    height sets it), which flattens uneven light and makes coloured paper white; the
@@ -16,8 +17,9 @@ The steps, each answering something real photos contain:
 4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
    that join two removed lines), and the strokes they crossed are reconnected.
 5. Components are filtered by size relative to the median digit height, fragments are
-   merged (the hat of a 5, a broken 4), touching digits are split along ink-avoiding cut
-   paths into the sequence of pieces the classifier scores best (dynamic programming),
+   merged (the hat of a 5, a broken 4; not two small digits in a column), touching
+   digits are split along ink-avoiding cut paths into the sequence of pieces the
+   classifier scores best (dynamic programming; the thinnest cuts are tried first),
    and digits are chained into lines by their neighbours, so slanted lines survive; a
    large gap or a removed wall separates two numbers on one line.
 """
