@@ -64,6 +64,8 @@ QUICK_WHOLE_CONFIDENCE = 0.95
 
 # A scorer maps MNIST-normalised crops [N, 28, 28] to class probabilities [N, 10].
 Scorer = Callable[[np.ndarray], np.ndarray]
+# A piece of a shape, by its box and mask: split passes over one shape share its scores.
+PieceKey = tuple[int, int, int, int, bytes]
 
 
 class SegmentationError(ValueError):
@@ -212,19 +214,22 @@ def ink_and_mask(
     kernel their height asks for.
     """
     kernel = background_kernel(image.shape, digit_h)
-    ink = ink_map(image, kernel)
-    mask = threshold_ink(ink)
-    writing = long_lines(mask)
-    found = typical_height(writing)
+    ink, mask, writing, found = _ink_pass(image, kernel)
     if found <= 0:
         return ink, mask, writing, 0.0
     better = background_kernel(image.shape, found)
     if not 0.67 < better / max(1, kernel) < 1.5:
-        ink = ink_map(image, better)
-        mask = threshold_ink(ink)
-        writing = long_lines(mask)
-        found = typical_height(writing) or found
+        ink, mask, writing, again = _ink_pass(image, better)
+        found = again or found
     return ink, mask, writing, found
+
+
+def _ink_pass(image: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One pass of `ink_and_mask` with a given background kernel."""
+    ink = ink_map(image, kernel)
+    mask = threshold_ink(ink)
+    writing = long_lines(mask)
+    return ink, mask, writing, typical_height(writing)
 
 
 def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
@@ -713,7 +718,7 @@ def split_best(
     scorer: Scorer,
     force: int | None = None,
     max_cuts: int | None = None,
-    scored: dict[tuple[int, int, int, int, bytes], Candidate] | None = None,
+    scored: dict[PieceKey, Candidate] | None = None,
 ) -> list[Candidate]:
     """The best reading of a shape as 1..N digits side by side, by the classifier's score.
 
@@ -796,7 +801,7 @@ def _split_touching(
         if not wide:
             out.append(c)
             continue
-        scored: dict[tuple[int, int, int, int, bytes], Candidate] = {}
+        scored: dict[PieceKey, Candidate] = {}
         cuts = max(1, round(aspect / QUICK_CUT_WIDTH))
         quick = split_best(c, ink, scorer, max_cuts=cuts, scored=scored)
         # Kept whole, the shape must be a surer digit than a piece must be.
