@@ -16,6 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("digits.demo", "the main job: evaluate the shipped model and read the samples"),
     "train": ("training.cli_train", "train a CNN on MNIST (with augmentation)"),
+    "crops": ("training.cli_crops", "reader-cut training crops from photos of MNIST train digits"),
     "evaluate": ("training.cli_evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
     "read": ("vision.cli", "read handwritten numbers in photos, scans and PDFs"),
     "bench read": ("training.bench_read", "reader accuracy and latency: synthetic + real photos"),

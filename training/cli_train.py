@@ -7,9 +7,12 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from digits.settings import Settings
 from training.augment import AugmentConfig
 from training.mnist import load_mnist
+from training.reader_crops import CropSet
 from training.train import TrainConfig, save_result, train
 from vision.checkpoint import load_checkpoint
 from vision.model import ModelConfig
@@ -45,6 +48,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="share of samples left un-augmented",
     )
     parser.add_argument("--warmup", type=float, default=TrainConfig().warmup)
+    parser.add_argument(
+        "--crops",
+        type=Path,
+        help="add reader-cut crops (from `digits crops`) to the MNIST training images",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -52,6 +60,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     images, labels = train_split.images, train_split.labels
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
+    data = {"mnist_train": len(images), "mnist_test": len(test_split.images)}
+    if args.crops:
+        crops = CropSet.load(args.crops)
+        images = np.concatenate([images, crops.images])
+        labels = np.concatenate([labels, crops.labels])
+        data["reader_crops"] = len(crops.labels)
     init_state = None
     model_config = ModelConfig(channels=tuple(args.channels), hidden=args.hidden)
     if args.init:
@@ -79,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.out,
         result,
         version=version,
-        data={"mnist_train": len(images), "mnist_test": len(test_split.images)},
+        data=data,
         parent=str(args.init) if args.init else None,
     )
     summary = {

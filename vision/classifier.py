@@ -20,6 +20,9 @@ from vision.normalize import PREPROCESSING_VERSION
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.pt"
+# The reader's split and merge decisions are tuned to this MNIST-only model's confidences;
+# it stays fixed while the reading model is fine-tuned (see DigitReader).
+SEGMENTER_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("segmenter.pt")
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -1,8 +1,12 @@
 """DigitReader: photo or scan in, `Reading` (text + per-digit details) out.
 
-The model is loaded once; `read` is stateless apart from it, so worker threads may share
-one reader. To swap models, `with_classifier` returns a new reader (or assign
-`reader.classifier`: each `read` picks the classifier up once, at its start).
+Two models, each loaded once: a fixed *segmenter* scores candidate shapes while the
+segmentation decides where to split and merge (its thresholds are tuned to that model's
+confidences), and the *classifier* reads the digits finally cut. Fine-tuning the
+classifier (on reader-cut crops, on users' corrections) then improves the labels without
+shifting where digits are cut. `read` is stateless apart from the models, so worker
+threads may share one reader. To swap the classifier, `with_classifier` returns a new
+reader (or assign `reader.classifier`: each `read` picks it up once, at its start).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vision.classifier import DigitClassifier
+from vision.classifier import SEGMENTER_MODEL_PATH, DigitClassifier
 from vision.decode import MAX_PAGES, MAX_PIXELS, decode_for_reading, decode_pages
 from vision.segment import (
     MAX_SIDE,
@@ -88,11 +92,15 @@ def _text(lines: list[list[list[Candidate]]]) -> str:
 
 @dataclass
 class DigitReader:
-    """Reads handwritten numbers in photos and scans with one loaded `DigitClassifier`."""
+    """Reads handwritten numbers in photos and scans with loaded `DigitClassifier`s.
+
+    `segmenter` scores shapes while cutting (None: the classifier does both).
+    """
 
     classifier: DigitClassifier
     confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
     max_pixels: int = MAX_PIXELS
+    segmenter: DigitClassifier | None = None
 
     @classmethod
     def load(
@@ -101,18 +109,29 @@ class DigitReader:
         *,
         device: str | None = None,
         confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
+        segmenter: str | Path | DigitClassifier | None = SEGMENTER_MODEL_PATH,
     ) -> DigitReader:
-        """The shipped model by default; a checkpoint path or a loaded classifier otherwise."""
+        """The shipped models by default; a checkpoint path or a loaded classifier otherwise.
+
+        `segmenter=None` lets the classifier score the shapes while cutting as well.
+        """
         clf = (
             model
             if isinstance(model, DigitClassifier)
             else DigitClassifier.load(model, device=device)
         )
-        return cls(clf, confidence_threshold=confidence_threshold)
+        seg = (
+            segmenter
+            if segmenter is None or isinstance(segmenter, DigitClassifier)
+            else DigitClassifier.load(segmenter, device=device)
+        )
+        return cls(clf, confidence_threshold=confidence_threshold, segmenter=seg)
 
     def with_classifier(self, classifier: DigitClassifier) -> DigitReader:
-        """A reader with the same settings and another model (for hot-swapping)."""
-        return DigitReader(classifier, self.confidence_threshold, self.max_pixels)
+        """A reader with the same settings, segmenter and another classifier (hot-swapping)."""
+        return DigitReader(
+            classifier, self.confidence_threshold, self.max_pixels, segmenter=self.segmenter
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -152,9 +171,12 @@ class DigitReader:
         expected_digits: int | None,
         page: int,
     ) -> Reading:
-        seg = segment(array, clf.classify)
+        scorer = (self.segmenter or clf).classify
+        seg = segment(array, scorer)
         if expected_digits is not None:
-            seg = constrain(seg, expected_digits, clf.classify)
+            seg = constrain(seg, expected_digits, scorer)
+        if self.segmenter is not None and self.segmenter is not clf:
+            _relabel(seg.digits, clf)
         height, width = (round(s * scale) for s in array.shape[:2])
         digits = []
         total = seg.scale * scale
@@ -183,6 +205,15 @@ class DigitReader:
                     )
         elapsed = (time.perf_counter() - start) * 1000.0
         return Reading(_text(seg.lines), digits, width, height, elapsed, page)
+
+
+def _relabel(digits: list[Candidate], clf: DigitClassifier) -> None:
+    """The classifier's probabilities for the digits cut (one batched call)."""
+    crops = [c.crop for c in digits if c.crop is not None]
+    if len(crops) != len(digits) or not crops:
+        return
+    for c, probs in zip(digits, clf.classify(np.stack(crops)), strict=True):
+        c.probs = probs
 
 
 def _check_array(image: np.ndarray) -> np.ndarray:

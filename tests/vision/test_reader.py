@@ -235,6 +235,36 @@ def test_threads_share_one_reader(reader, clear_digits) -> None:
 def test_with_classifier_swaps_model(reader) -> None:
     other = reader.with_classifier(reader.classifier)
     assert other is not reader and other.classifier is reader.classifier
+    assert other.segmenter is reader.segmenter is not None
+
+
+class _Shifted:
+    """A classifier that reads every digit as the next one (9 as 0), counting its crops."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.crops = inner, 0
+
+    def classify(self, x: np.ndarray) -> np.ndarray:
+        self.crops += len(x)
+        return np.roll(self.inner.classify(x), 1, axis=1)
+
+
+def test_segmenter_cuts_and_classifier_labels(reader, clear_digits) -> None:
+    """The segmenter alone decides the cuts; the classifier labels only the digits cut."""
+    img = render("4507", clear_digits, gap=-0.03, height=80)
+    shifted = _Shifted(reader.classifier)
+    two = DigitReader(shifted, segmenter=reader.segmenter)  # type: ignore[arg-type]
+    one = DigitReader(shifted)  # type: ignore[arg-type]
+    assert reader.read(img).text == "4507"
+    shifted.crops = 0
+    reading = two.read(img)
+    assert reading.text == "5618"
+    assert shifted.crops == 4  # one batched call over the digits cut, nothing else
+    assert [d.box for d in reading.digits] == [d.box for d in reader.read(img).digits]
+    assert [d.label for d in reading.digits] == [5, 6, 1, 8]
+    shifted.crops = 0
+    one.read(img)
+    assert shifted.crops > 4  # without a segmenter the classifier scores every candidate
 
 
 def test_annotate_and_encode(reader, clear_digits) -> None:
@@ -322,9 +352,10 @@ def test_touching_digits_try_the_thinnest_cuts_first(reader, clear_digits, monke
 def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
     from vision.segment import _candidates_from_mask, ink_map, split_best, threshold_ink
 
-    img = render("45", clear_digits, gap=-0.08, height=80)
+    img = render("45", clear_digits, gap=-0.15, height=80)
     ink = ink_map(img)
     (shape,) = [c for c in _candidates_from_mask(threshold_ink(ink)) if c.h > 40]
+    assert shape.w > 1.2 * shape.h  # the two digits touch
     crops: list[int] = []
 
     def scorer(x: np.ndarray) -> np.ndarray:
