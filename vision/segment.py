@@ -22,6 +22,9 @@ The steps, each answering something real photos contain:
    classifier scores best (dynamic programming; the thinnest cuts are tried first),
    and digits are chained into lines by their neighbours, so slanted lines survive; a
    large gap or a removed wall separates two numbers on one line.
+
+"The classifier" here is whatever `Scorer` the caller passes. `DigitReader` passes its
+fixed segmenter model: the thresholds below are tuned to that model's confidences.
 """
 
 from __future__ import annotations
