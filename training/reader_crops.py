@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.synth import INKS, PAPERS, SIZES, _digit_alpha, _lighting, _paper
+from training.synth import INKS, PAPERS, SIZES, _digit_alpha, _lighting, _paper, camera_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +57,6 @@ class CropSet:
         if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
             raise ValueError(f"{path}: not a crop set (expected images [N, 28, 28] and labels)")
         return cls(images.astype(np.uint8), labels.astype(np.int64), drawn)
-
-
-def _encode(img: np.ndarray, rng: np.random.Generator, blur: float) -> bytes:
-    sigma = rng.uniform(0.0, blur)
-    if sigma > 0.3:
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
-    img = img + rng.normal(0, rng.uniform(1, 6), img.shape).astype(np.float32)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 92))])
-    assert ok
-    return buf.tobytes()
 
 
 def draw_page(
@@ -110,7 +99,7 @@ def draw_page(
         corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float32)
         pts = corners @ m.T
         turned.append((pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max(), label))
-    return _encode(img, rng, blur=1.3), turned
+    return camera_jpeg(img, rng, max_blur=1.3), turned
 
 
 def draw_cell(
@@ -146,7 +135,7 @@ def draw_cell(
         colour = tuple(float(v) for v in rng.uniform(60, 160, 3))
         corner2 = (int(w - 1 - inset[2]), int(h - 1 - inset[3]))
         cv2.rectangle(img, (int(inset[0]), int(inset[1])), corner2, colour, int(rng.integers(1, 3)))
-    return _encode(img, rng, blur=1.0), boxes
+    return camera_jpeg(img, rng, max_blur=1.0), boxes
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

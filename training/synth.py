@@ -104,6 +104,20 @@ def _lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img * light[..., None]
 
 
+def camera_jpeg(img: np.ndarray, rng: np.random.Generator, max_blur: float) -> bytes:
+    """What the camera adds to a float BGR picture: blur (sigma up to `max_blur`), sensor
+    noise and JPEG compression at a random quality; returns the JPEG bytes."""
+    sigma = rng.uniform(0.0, max_blur)
+    if sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    img = img + rng.normal(0, rng.uniform(1, 6), img.shape).astype(np.float32)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    quality = int(rng.integers(45, 92))
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
 def _perspective(img: np.ndarray, rng: np.random.Generator, fill: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
@@ -195,15 +209,8 @@ def generate_photo(
     img = paper * (1 - a) + ink * a
     img = _lighting(img, rng)
     img = _perspective(img, rng, fill=paper[0, 0] * 0.5)
-    sigma = rng.uniform(0.0, 1.3)
-    if sigma > 0.3:
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
-    img += rng.normal(0, rng.uniform(1, 6), img.shape).astype(np.float32)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    quality = int(rng.integers(45, 92))
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    data = camera_jpeg(img, rng, max_blur=1.3)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if sources is not None:
         sources.extend(placed_idx)
     return img, "\n".join(text_lines)

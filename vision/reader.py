@@ -209,10 +209,11 @@ class DigitReader:
 
 def _relabel(digits: list[Candidate], clf: DigitClassifier) -> None:
     """The classifier's probabilities for the digits cut (one batched call)."""
-    crops = [c.crop for c in digits if c.crop is not None]
-    if len(crops) != len(digits) or not crops:
+    if not digits:
         return
-    for c, probs in zip(digits, clf.classify(np.stack(crops)), strict=True):
+    assert all(c.crop is not None for c in digits)  # segment() scored every digit it kept
+    crops = np.stack([c.crop for c in digits])  # type: ignore[misc]
+    for c, probs in zip(digits, clf.classify(crops), strict=True):
         c.probs = probs
 
 

@@ -11,16 +11,12 @@ import pytest
 from training.reader_crops import CropSet, draw_cell, draw_page, make_crops, match_crops
 
 
-def _pool(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+@pytest.fixture(scope="module")
+def pool(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     from training.mnist import load_mnist
 
     train, _ = load_mnist(mnist_dir, allow_download=False)
     return train.images[:500], train.labels[:500]
-
-
-@pytest.fixture(scope="module")
-def pool(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    return _pool(mnist_dir)
 
 
 @pytest.mark.parametrize("draw", [draw_page, draw_cell])
@@ -58,8 +54,7 @@ def test_crop_set_round_trip_and_bad_file(tmp_path: Path) -> None:
         CropSet.load(tmp_path / "bad.npz")
 
 
-def test_make_crops_labels_what_the_reader_cut(mnist_dir: Path) -> None:
-    pool = _pool(mnist_dir)
+def test_make_crops_labels_what_the_reader_cut(pool) -> None:
     crops = make_crops(pool, pages=2, cells=6, seed=1, workers=1)
     assert crops.images.shape[1:] == (28, 28) and len(crops.labels) <= crops.drawn
     assert len(crops.labels) > 0.6 * crops.drawn  # most drawn digits are cut whole
