@@ -232,7 +232,7 @@ def _ink_pass(image: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray, n
     ink = ink_map(image, kernel)
     mask = threshold_ink(ink)
     writing = long_lines(mask)
-    return ink, mask, writing, typical_height(writing)
+    return ink, mask, writing, typical_height(writing, ink)
 
 
 def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
@@ -314,13 +314,22 @@ def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)[:3]
 
 
-def typical_height(mask: np.ndarray) -> float:
-    """Median height of digit-like components (lines and specks excluded)."""
-    n, _, stats = _components(mask)
+def typical_height(mask: np.ndarray, ink: np.ndarray | None = None) -> float:
+    """Median height of digit-like components (lines and specks excluded).
+
+    With the `ink` map, shapes far fainter than the writing do not count: the outline or
+    the tip of a hard shadow is larger than any digit, and would otherwise set the size.
+    """
+    n, labels, stats = _components(mask)
     if n <= 1:
         return 0.0
     x, y, w, h, area = (stats[1:, i] for i in range(5))
     ok = (h >= 6) & (area >= 15) & (w < 6 * h) & (h < 15 * np.maximum(w, 1))
+    if ink is not None and ok.sum() >= 3:
+        mean = np.bincount(labels.ravel(), ink.ravel(), n)[1:] / np.maximum(area, 1)
+        faint = mean < 0.5 * np.median(mean[ok])
+        if (ok & ~faint).any():
+            ok &= ~faint
     H, W = mask.shape
     inside = (x > 1) & (y > 1) & (x + w < W - 1) & (y + h < H - 1)
     if (ok & inside).any():
@@ -583,7 +592,9 @@ def _drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
     """Drop shapes whose ink is far fainter than the writing's: shadow edges, paper grain.
 
     Dividing by the background turns the edge of a soft shadow into a weak gradient that
-    the soft threshold still picks up; pen strokes are several times stronger.
+    the soft threshold still picks up; pen strokes are several times stronger. The tip of
+    a hard shadow, narrower than the background kernel, is left as a wedge of ink that is
+    both fainter and bolder than the pen's strokes; a faint digit keeps the pen's width.
     """
     if len(cands) < 2:
         return cands
@@ -591,12 +602,16 @@ def _drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
     for c in cands:
         values = ink[c.y : c.y2, c.x : c.x2][c.mask]
         strength.append(quantile(values, 0.9) if values.size else 0.0)
+    widths = [_half_width(c) for c in cands]
     typical = float(np.median(strength))
+    typical_width = float(np.median(widths))
     out = []
-    for c, s in zip(cands, strength, strict=True):
+    for c, s, w in zip(cands, strength, widths, strict=True):
         filled = c.area > 0.3 * c.w * c.h  # a patch rather than a thin stroke
         if s < 0.45 * typical or (filled and s < 0.55 * typical):
             continue
+        if s < 0.65 * typical and w > 1.1 * typical_width:
+            continue  # a shadow's wedge
         out.append(c)
     return out
 

@@ -52,24 +52,33 @@ def test_uneven_lighting_and_shadow(reader, clear_digits) -> None:
     assert reader.read(out).text == "5963"
 
 
-def _cast_shadow(img: np.ndarray, corners: list[tuple[int, int]], depth: float) -> np.ndarray:
-    """Darken a sharp-edged polygon, as a phone or a hand does over the page."""
-    shade = np.ones(img.shape[:2], np.float32)
-    cv2.fillPoly(shade, [np.array(corners, np.int32)], depth)
-    return np.clip(img.astype(np.float32) * shade[..., None], 0, 255).astype(np.uint8)
+def _cast_shadow(
+    img: np.ndarray, corners: list[tuple[int, int]], depth: float, blur: int = 0
+) -> np.ndarray:
+    """Darken a polygon, as a phone or a hand does over the page; `blur`: the penumbra (px)."""
+    shade = np.zeros(img.shape[:2], np.float32)
+    cv2.fillPoly(shade, [np.array(corners, np.int32)], 1.0)
+    if blur:
+        shade = cv2.GaussianBlur(shade, (blur | 1, blur | 1), 0)
+    return np.clip(img.astype(np.float32) * (1 - depth * shade[..., None]), 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize(
-    "corners",
+    ("corners", "depth", "blur"),
     [
-        [(760, 300), (1279, 420), (1279, 959), (900, 959)],  # a slanted wall
-        [(0, 600), (1280, 760), (1280, 959), (0, 959)],  # a band across the lower page
-        [(100, 940), (600, 420), (1240, 940)],  # a wedge whose tip points at the digits
+        ([(760, 300), (1279, 420), (1279, 959), (900, 959)], 0.4, 0),  # a slanted wall
+        ([(0, 600), (1280, 760), (1280, 959), (0, 959)], 0.4, 0),  # a band across the page
+        ([(100, 940), (600, 420), (1240, 940)], 0.4, 0),  # a wedge pointing at the digits
+        # Self-crossing outlines with a soft edge: their narrow tips are as fine as pen
+        # strokes, and their outlines are taller than any digit.
+        ([(0, 960), (666, 960), (1063, 346), (899, 825)], 0.5, 27),
+        ([(0, 960), (640, 960), (334, 300), (1042, 300)], 0.5, 31),
+        ([(0, 960), (350, 960), (164, 479), (769, 300)], 0.5, 37),
     ],
 )
-def test_sharp_shadow_adds_no_digits(reader, clear_digits, corners) -> None:
+def test_sharp_shadow_adds_no_digits(reader, clear_digits, corners, depth, blur) -> None:
     """A sharp-edged shadow (a phone or a hand over the page) is lighting, not writing."""
-    img = _cast_shadow(render("27 4059", clear_digits, size=(1280, 960)), corners, 0.6)
+    img = _cast_shadow(render("27 4059", clear_digits, size=(1280, 960)), corners, depth, blur)
     assert reader.read(img).text == "27 4059"
 
 
@@ -310,6 +319,22 @@ def test_typical_height_is_the_writings_not_a_tall_outline() -> None:
     for x in (50, 120, 500):
         lone[30:38, x : x + 4] = 1  # specks
     assert typical_height(lone.astype(bool)) > 190
+
+
+def test_faint_shapes_do_not_set_the_digit_height() -> None:
+    """A hard shadow's tip, as tall as five digits but a third as dark, is lighting."""
+    from vision.segment import typical_height
+
+    mask = np.zeros((400, 600), np.uint8)
+    for i in range(4):
+        cv2.ellipse(mask, (60 + 60 * i, 70), (12, 18), 0, 0, 360, 1, 4)
+    ink = mask.astype(np.float32) * 0.7
+    for tip in range(3):  # three filled wedges, more than half the shapes' heights
+        pts = np.array([(300 + 90 * tip, 390), (340 + 90 * tip, 200), (360 + 90 * tip, 390)])
+        cv2.fillPoly(mask, [pts.astype(np.int32)], 1)
+        cv2.fillPoly(ink, [pts.astype(np.int32)], 0.2)
+    assert typical_height(mask.astype(bool)) > 150
+    assert 38 <= typical_height(mask.astype(bool), ink) <= 44
 
 
 def test_small_digits_in_a_column_stay_apart(reader, clear_digits) -> None:
