@@ -33,6 +33,7 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -165,10 +166,10 @@ def _probe_writing(image: np.ndarray) -> tuple[float, float]:
     small = image
     if f < 1.0:
         small = downscale(image, (round(w * f), round(h * f)))
-    _, _, writing, digit_h = ink_and_mask(small, 0.0)
-    if digit_h <= 0:
+    layers = ink_and_mask(small, 0.0)
+    if layers.digit_h <= 0:
         return 0.0, 0.0
-    return digit_h / f, stroke_width(writing) / f
+    return layers.digit_h / f, stroke_width(layers.writing) / f
 
 
 def working_image(image: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -207,32 +208,40 @@ def background_kernel(shape: tuple[int, ...], digit_h: float) -> int:
     return round(min(by_size, BG_KERNEL_DIGITS * digit_h))
 
 
-def ink_and_mask(
-    image: np.ndarray, digit_h: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(ink map, thresholded mask, that mask without long lines, digit height).
+class InkLayers(NamedTuple):
+    """What `ink_and_mask` finds in a working image."""
+
+    ink: np.ndarray  # float32 [0, 1] ink strength per pixel
+    mask: np.ndarray  # thresholded ink (bool)
+    writing: np.ndarray  # the mask without long lines, for size estimates
+    digit_h: float  # typical digit height in pixels (0: no writing found)
+    faint_lines: np.ndarray  # a faint grid's lines, taken out of the mask (bool)
+
+
+def ink_and_mask(image: np.ndarray, digit_h: float) -> InkLayers:
+    """Ink map, mask and digit height of a working image.
 
     The background is sized by the writing: `digit_h` is a first guess (0: none). When
     the digits found disagree with it, the ink map is made again with the background
     kernel their height asks for.
     """
     kernel = background_kernel(image.shape, digit_h)
-    ink, mask, writing, found = _ink_pass(image, kernel)
-    if found <= 0:
-        return ink, mask, writing, 0.0
-    better = background_kernel(image.shape, found)
+    layers = _ink_pass(image, kernel)
+    if layers.digit_h <= 0:
+        return layers
+    better = background_kernel(image.shape, layers.digit_h)
     if not 0.67 < better / max(1, kernel) < 1.5:
-        ink, mask, writing, again = _ink_pass(image, better)
-        found = again or found
-    return ink, mask, writing, found
+        again = _ink_pass(image, better)
+        return again if again.digit_h > 0 else again._replace(digit_h=layers.digit_h)
+    return layers
 
 
-def _ink_pass(image: np.ndarray, kernel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _ink_pass(image: np.ndarray, kernel: int) -> InkLayers:
     """One pass of `ink_and_mask` with a given background kernel."""
     ink = ink_map(image, kernel)
-    mask = threshold_ink(ink)
+    mask, faint = threshold_ink(ink)
     writing = long_lines(mask)
-    return ink, mask, writing, typical_height(writing, ink)
+    return InkLayers(ink, mask, writing, typical_height(writing, ink), faint)
 
 
 def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
@@ -291,16 +300,47 @@ def ink_map(image: np.ndarray, kernel: int | None = None) -> np.ndarray:
     return cv2.GaussianBlur(ink, (3, 3), 0)
 
 
-def threshold_ink(ink: np.ndarray) -> np.ndarray:
-    """Hysteresis threshold: components of the soft mask that hold some firm ink."""
-    u8 = (ink * 255).astype(np.uint8)
-    otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    hi = float(np.clip(otsu / 255.0, 0.18, 0.45))
-    lo = max(0.09, hi * 0.5)
+def _otsu(values: np.ndarray) -> float:
+    u8 = (values * 255).astype(np.uint8).reshape(-1, 1)
+    return cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0] / 255.0
+
+
+def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, faint lines): hysteresis, components of a soft mask that hold firm ink.
+
+    The faint lines of squared paper or of a form, once thresholded, join into one net
+    spanning the page with the writing caught in it; no line filter then finds them (a
+    slanted page bends every line) and the net sets every size estimate. Within such a
+    net a second threshold, between the lines' ink and the pen's, keeps the writing; the
+    lines it drops are returned, as they still separate the numbers in a form's cells.
+    """
+    hi = float(np.clip(_otsu(ink), 0.18, 0.45))
+    soft = (ink > max(0.09, hi * 0.5)).astype(np.uint8)
+    n, labels, stats = cv2.connectedComponentsWithStats(soft, connectivity=8)[:3]
+    firm = np.zeros(n, bool)
+    firm[np.unique(labels[ink > hi])] = True
+    firm[0] = False
+    mask = firm[labels]
+    faint = np.zeros_like(mask)
+    H, W = mask.shape
+    box = stats[:, 2] * stats[:, 3]
+    # A net covers much of the page yet little of its own box.
+    for i in np.nonzero(firm & (box > 0.25 * H * W) & (stats[:, 4] < 0.6 * box))[0]:
+        net = labels == i
+        values = ink[net]
+        t = _otsu(values)
+        if t <= hi or np.median(values) >= 0.4 * quantile(values, 0.99):
+            continue  # no fainter majority: the shape is writing
+        kept = _hysteresis(np.where(net, ink, 0.0), t, 0.75 * t)
+        mask[net] = kept[net]
+        faint |= net & ~kept
+    return mask, faint
+
+
+def _hysteresis(ink: np.ndarray, hi: float, lo: float) -> np.ndarray:
+    """Components of `ink > lo` that hold a pixel of `ink > hi`."""
     soft = (ink > lo).astype(np.uint8)
     n, labels = cv2.connectedComponents(soft, connectivity=8)
-    if n <= 1:
-        return soft.astype(bool)
     firm = np.zeros(n, bool)
     firm[np.unique(labels[ink > hi])] = True
     firm[0] = False
@@ -923,10 +963,15 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     work, scale, probed_h = working_image(image)
-    ink, mask, _, digit_h = ink_and_mask(work, probed_h)
+    layers = ink_and_mask(work, probed_h)
+    ink, mask, digit_h = layers.ink, layers.mask, layers.digit_h
     if digit_h <= 0:
         return Segmentation([], scale, ink, mask)
     clean, walls = remove_rules(mask, digit_h)
+    if layers.faint_lines.any():
+        # A faint grid's cell walls still part the numbers in them (a form, a table).
+        upright = _open_lines(layers.faint_lines.astype(np.uint8), round(0.8 * digit_h), 1)
+        walls = walls | upright.astype(bool)
     cands = _candidates_from_mask(clean)
     digit_h = typical_height(clean) or digit_h
     cands = [c for c in cands if c.h >= 0.25 * digit_h or c.w >= 0.25 * digit_h]

@@ -100,6 +100,57 @@ def test_squared_paper(reader, clear_digits) -> None:
     assert reader.read(img).text == "904"
 
 
+def _slanted_grid(img: np.ndarray, step: int, angle: float, colour: tuple[int, int, int]):
+    """Squared paper photographed at a slant: 2 px lines `step` px apart, under the ink."""
+    h, w = img.shape[:2]
+    grid = img.copy()
+    t = np.tan(np.radians(angle))
+    for v in range(-h, w + h, step):
+        cv2.line(grid, (v, 0), (int(v - t * h), h - 1), colour, 2)
+        cv2.line(grid, (0, v), (w - 1, int(v + t * w)), colour, 2)
+    return np.minimum(grid, img)
+
+
+@pytest.mark.parametrize(
+    ("text", "step", "angle"), [("4072", 28, 2), ("4072", 28, 4), ("315 86\n907", 20, 2)]
+)
+def test_fine_grid_on_a_slanted_page(reader, clear_digits, text, step, angle) -> None:
+    """A grid finer than the digits, too slanted for a line filter, joins into one net."""
+    img = _slanted_grid(
+        render(text, clear_digits, height=48, size=(1024, 768)), step, angle, (170, 170, 170)
+    )
+    assert reader.read(img).text == text
+
+
+def _net_and_digits(line_ink: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ink map, its grid lines, its three 0s): a slanted grid through three 0s."""
+    lines = np.zeros((300, 400), np.float32)
+    for v in range(0, 400, 25):
+        cv2.line(lines, (v, 0), (v + 10, 299), line_ink, 2)
+        cv2.line(lines, (0, v), (399, v + 10), line_ink, 2)
+    digits = np.zeros_like(lines)
+    for x in (100, 160, 220):
+        cv2.ellipse(digits, (x, 150), (14, 22), 0, 0, 360, 0.8, 4)
+    soft = (3, 3)  # a camera's soft edges
+    ink = cv2.GaussianBlur(np.maximum(lines, digits), soft, 0)
+    return ink, cv2.GaussianBlur(lines, soft, 0), cv2.GaussianBlur(digits, soft, 0)
+
+
+def test_a_faint_net_leaves_the_mask_but_not_the_digits() -> None:
+    from vision.segment import threshold_ink
+
+    ink, lines, digits = _net_and_digits(0.2)
+    mask, faint = threshold_ink(ink)
+    grid = (lines > 0.1) & (digits == 0)
+    assert mask[digits > 0.4].all()
+    assert not mask[grid].any()
+    assert faint[grid].mean() > 0.9
+    # Lines as dark as the pen are not faint: they are left to the line filters.
+    ink, lines, digits = _net_and_digits(0.8)
+    mask, faint = threshold_ink(ink)
+    assert mask[(lines > 0.4) & (digits == 0)].all() and not faint.any()
+
+
 def test_boxes_around_digits_are_not_ones(reader, clear_digits) -> None:
     img = render("37", clear_digits, height=50, gap=0.9)
     for x0 in (40, 110, 180, 250):
@@ -379,7 +430,7 @@ def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> No
 
     img = render("45", clear_digits, gap=-0.15, height=80)
     ink = ink_map(img)
-    (shape,) = [c for c in _candidates_from_mask(threshold_ink(ink)) if c.h > 40]
+    (shape,) = [c for c in _candidates_from_mask(threshold_ink(ink)[0]) if c.h > 40]
     assert shape.w > 1.2 * shape.h  # the two digits touch
     crops: list[int] = []
 
