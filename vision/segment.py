@@ -366,7 +366,10 @@ def typical_height(mask: np.ndarray, ink: np.ndarray | None = None) -> float:
     x, y, w, h, area = (stats[1:, i] for i in range(5))
     ok = (h >= 6) & (area >= 15) & (w < 6 * h) & (h < 15 * np.maximum(w, 1))
     if ink is not None and ok.sum() >= 3:
-        mean = np.bincount(labels.ravel(), ink.ravel(), n)[1:] / np.maximum(area, 1)
+        mean = np.zeros(len(h), np.float32)
+        for i in np.nonzero(ok)[0]:
+            box = (slice(y[i], y[i] + h[i]), slice(x[i], x[i] + w[i]))
+            mean[i] = ink[box][labels[box] == i + 1].mean()
         faint = mean < 0.5 * np.median(mean[ok])
         if (ok & ~faint).any():
             ok &= ~faint
