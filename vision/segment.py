@@ -6,17 +6,21 @@ The steps, each answering something real photos contain:
    a form) are enlarged so strokes are several pixels wide. A quick probe on a 320 px
    copy measures the writing; large writing is worked on at about 48 px digit height,
    which is as accurate and several times faster. The size estimate ignores outlines
-   (a hard shadow's edge) far taller than the solid shapes.
+   (a hard shadow's edge) far taller than the solid shapes, and shapes far fainter than
+   the writing (a shadow's tip).
 2. Ink map: each colour channel is divided by its background (a morphological closing
    half a digit tall, so it follows shadow edges; the probe's or a first pass's digit
    height sets it), which flattens uneven light and makes coloured paper white; the
    darkest channel is kept as ink, so any pen colour shows. Light-on-dark input is
    detected and inverted.
 3. Two thresholds with hysteresis: a firm one finds strokes, a softer one recovers their
-   faint parts.
+   faint parts. Faint lines that join into a net over the page (squared paper, a form,
+   photographed at a slant) are thresholded again between their ink and the pen's; the
+   lines dropped still separate the numbers in a form's cells.
 4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
    that join two removed lines), and the strokes they crossed are reconnected.
-5. Components are filtered by size relative to the median digit height, fragments are
+5. Components are filtered by size relative to the median digit height and by ink
+   (far fainter than the writing, or fainter and bolder: a shadow's wedge), fragments are
    merged (the hat of a 5, a broken 4; not two small digits in a column), touching
    digits are split along ink-avoiding cut paths into the sequence of pieces the
    classifier scores best (dynamic programming; the thinnest cuts are tried first),
