@@ -66,6 +66,8 @@ BG_KERNEL_DIGITS = 0.5
 # shape's aspect ratio and is kept when every piece is at least QUICK_CONFIDENCE sure,
 # or, when it keeps the shape whole, the whole is at least QUICK_WHOLE_CONFIDENCE sure
 # (a confident "9" read from a touching "01" must not stop the full search).
+# Ink this many times a printed line's own level, on the line, is the pen crossing it.
+PEN_OVER_LINE = 1.4
 QUICK_CUT_WIDTH = 0.6
 QUICK_CONFIDENCE = 0.9
 QUICK_WHOLE_CONFIDENCE = 0.95
@@ -437,7 +439,9 @@ def _bridge(clean: np.ndarray, horiz: np.ndarray, vert: np.ndarray, t: int) -> n
     return clean
 
 
-def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarray]:
+def remove_rules(
+    mask: np.ndarray, digit_h: float, ink: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Remove ruled/table lines and box walls; returns (clean mask, removed vertical walls)."""
     m = mask.astype(np.uint8)
     H, W = m.shape
@@ -460,6 +464,11 @@ def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarr
     lines = (horiz | vert).astype(bool)
     if not lines.any():
         return mask, np.zeros_like(mask)
+    if ink is not None:
+        pen = _pen_over_lines(mask, lines, ink)
+        lines &= ~pen
+        horiz[pen] = 0
+        vert[pen] = 0
     clean = mask & ~lines
     # Short walls of boxes: thin vertical pieces joining two horizontal lines.
     walls = np.zeros_like(mask)
@@ -478,6 +487,27 @@ def remove_rules(mask: np.ndarray, digit_h: float) -> tuple[np.ndarray, np.ndarr
     # Reconnect strokes the lines crossed: close gaps only where ink lies on both sides.
     clean = _bridge(clean, horiz, vert, max(3, max_t + 4))
     return clean, walls | vert.astype(bool)
+
+
+def _pen_over_lines(mask: np.ndarray, lines: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The pen's strokes where they cross printed lines fainter than the pen.
+
+    Ruled lines are printed lighter than ink: where a stroke crosses or runs along one,
+    the ink map is well above the line's own level. Those pixels stay writing, so a 7's
+    bar lying on a rule is not cut away with it. Only pixels joined to writing off the
+    lines count; a darker stretch of a line on its own is still a line.
+    """
+    core = cv2.erode(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    level = float(np.median(ink[core if core.any() else lines]))
+    pen = lines & (ink > max(PEN_OVER_LINE * level, level + 0.15))
+    if not pen.any():
+        return pen
+    rest = mask & ~lines
+    n, labels = cv2.connectedComponents((rest | pen).astype(np.uint8), connectivity=8)
+    writing = np.zeros(n, bool)
+    writing[np.unique(labels[rest])] = True
+    writing[0] = False
+    return pen & writing[labels]
 
 
 def _hough_lines(m: np.ndarray, length: int, digit_h: float) -> tuple[np.ndarray, np.ndarray]:
@@ -974,7 +1004,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     ink, mask, digit_h = layers.ink, layers.mask, layers.digit_h
     if digit_h <= 0:
         return Segmentation([], scale, ink, mask)
-    clean, walls = remove_rules(mask, digit_h)
+    clean, walls = remove_rules(mask, digit_h, ink)
     if layers.faint_lines.any():
         # A faint grid's cell walls still part the numbers in them (a form, a table).
         upright = _open_lines(layers.faint_lines.astype(np.uint8), round(0.8 * digit_h), 1)

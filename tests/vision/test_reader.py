@@ -82,10 +82,8 @@ def test_sharp_shadow_adds_no_digits(reader, clear_digits, corners, depth, blur)
     assert reader.read(img).text == "27 4059"
 
 
-@pytest.mark.xfail(
-    reason="ruled lines through small digits still cut them (issue 3, open)", strict=True
-)
 def test_lined_paper_and_blue_pen(reader, clear_digits) -> None:
+    """Rules every half digit, printed lighter than the pen: strokes along them survive."""
     img = render("2718", clear_digits, ink=(140, 40, 20), paper=(240, 235, 225))
     for y in range(20, 480, 30):
         cv2.line(img, (0, y), (639, y), (200, 160, 120), 2)
@@ -149,6 +147,24 @@ def test_a_faint_net_leaves_the_mask_but_not_the_digits() -> None:
     ink, lines, digits = _net_and_digits(0.8)
     mask, faint = threshold_ink(ink)
     assert mask[(lines > 0.4) & (digits == 0)].all() and not faint.any()
+
+
+def test_pen_on_a_faint_rule_is_kept_and_the_rule_removed() -> None:
+    from vision.segment import remove_rules
+
+    ink = np.zeros((200, 400), np.float32)
+    cv2.line(ink, (0, 100), (399, 100), 0.3, 2)  # a printed rule
+    cv2.rectangle(ink, (350, 99), (380, 101), 0.6, -1)  # a darker stretch of it, alone
+    pen = np.zeros_like(ink)
+    cv2.line(pen, (60, 100), (100, 100), 0.9, 3)  # a 7's bar along the rule
+    cv2.line(pen, (100, 100), (80, 160), 0.9, 3)  # and its stem
+    ink = np.maximum(ink, pen)
+    mask = ink > 0.15
+    clean, _ = remove_rules(mask, 60.0, ink)
+    assert clean[pen > 0].mean() > 0.95
+    assert not clean[100, 150:340].any() and not clean[100, 350:381].any()
+    # Without the ink map the bar goes with the rule.
+    assert clean[98:103, 65:95].sum() > 4 * remove_rules(mask, 60.0)[0][98:103, 65:95].sum()
 
 
 def test_boxes_around_digits_are_not_ones(reader, clear_digits) -> None:
