@@ -18,7 +18,8 @@ The steps, each answering something real photos contain:
    photographed at a slant) are thresholded again between their ink and the pen's; the
    lines dropped still separate the numbers in a form's cells.
 4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
-   that join two removed lines), and the strokes they crossed are reconnected.
+   that join two removed lines), and the strokes they crossed are reconnected; on lines
+   printed lighter than the pen, the pen's own strokes are kept.
 5. Components are filtered by size relative to the median digit height and by ink
    (far fainter than the writing, or fainter and bolder: a shadow's wedge), fragments are
    merged (the hat of a 5, a broken 4; not two small digits in a column), touching
