@@ -63,12 +63,12 @@ MIN_WORK_SIDE = 150
 # pen stroke, narrow enough to follow the edge of a shadow (a closing as wide as the page
 # leaves a band of false ink along it). Without a digit height: a tenth of the long side.
 BG_KERNEL_DIGITS = 0.5
+# Ink this many times a printed line's own level, on the line, is the pen crossing it.
+PEN_OVER_LINE = 1.4
 # Splitting touching digits: a first pass tries one cut per QUICK_CUT_WIDTH of the
 # shape's aspect ratio and is kept when every piece is at least QUICK_CONFIDENCE sure,
 # or, when it keeps the shape whole, the whole is at least QUICK_WHOLE_CONFIDENCE sure
 # (a confident "9" read from a touching "01" must not stop the full search).
-# Ink this many times a printed line's own level, on the line, is the pen crossing it.
-PEN_OVER_LINE = 1.4
 QUICK_CUT_WIDTH = 0.6
 QUICK_CONFIDENCE = 0.9
 QUICK_WHOLE_CONFIDENCE = 0.95
