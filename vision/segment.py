@@ -324,9 +324,7 @@ def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hi = float(np.clip(_otsu(ink), 0.18, 0.45))
     soft = (ink > max(0.09, hi * 0.5)).astype(np.uint8)
     n, labels, stats = cv2.connectedComponentsWithStats(soft, connectivity=8)[:3]
-    firm = np.zeros(n, bool)
-    firm[np.unique(labels[ink > hi])] = True
-    firm[0] = False
+    firm = _labels_holding(labels, n, ink > hi)
     mask = firm[labels]
     faint = np.zeros_like(mask)
     H, W = mask.shape
@@ -338,20 +336,24 @@ def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = _otsu(values)
         if t <= hi or np.median(values) >= 0.4 * quantile(values, 0.99):
             continue  # no fainter majority: the shape is writing
-        kept = _hysteresis(np.where(net, ink, 0.0), t, 0.75 * t)
+        kept = _holding(net & (ink > 0.75 * t), net & (ink > t))
         mask[net] = kept[net]
         faint |= net & ~kept
     return mask, faint
 
 
-def _hysteresis(ink: np.ndarray, hi: float, lo: float) -> np.ndarray:
-    """Components of `ink > lo` that hold a pixel of `ink > hi`."""
-    soft = (ink > lo).astype(np.uint8)
-    n, labels = cv2.connectedComponents(soft, connectivity=8)
-    firm = np.zeros(n, bool)
-    firm[np.unique(labels[ink > hi])] = True
-    firm[0] = False
-    return firm[labels]
+def _holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The components of `mask` that hold a pixel of `seeds` (bool masks)."""
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return _labels_holding(labels, n, seeds)[labels]
+
+
+def _labels_holding(labels: np.ndarray, n: int, seeds: np.ndarray) -> np.ndarray:
+    """Per label of `n`, whether its component holds a pixel of `seeds` (never label 0)."""
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[seeds])] = True
+    keep[0] = False
+    return keep
 
 
 # --------------------------------------------------------------------------- lines
@@ -504,11 +506,7 @@ def _pen_over_lines(mask: np.ndarray, lines: np.ndarray, ink: np.ndarray) -> np.
     if not pen.any():
         return pen
     rest = mask & ~lines
-    n, labels = cv2.connectedComponents((rest | pen).astype(np.uint8), connectivity=8)
-    writing = np.zeros(n, bool)
-    writing[np.unique(labels[rest])] = True
-    writing[0] = False
-    return pen & writing[labels]
+    return pen & _holding(rest | pen, rest)
 
 
 def _hough_lines(m: np.ndarray, length: int, digit_h: float) -> tuple[np.ndarray, np.ndarray]:
