@@ -38,6 +38,7 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NamedTuple
 
 import cv2
@@ -118,6 +119,12 @@ class Candidate:
     @property
     def confidence(self) -> float:
         return float(self.probs.max()) if self.probs is not None else 0.0
+
+    @cached_property
+    def half_width(self) -> float:
+        """Half the boldest stroke's width: the mask's largest distance to background."""
+        padded = cv2.copyMakeBorder(self.mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
+        return float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
 
 
 @dataclass
@@ -646,16 +653,11 @@ def _drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) 
     return out
 
 
-def _half_width(c: Candidate) -> float:
-    padded = cv2.copyMakeBorder(c.mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
-    return float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
-
-
 def _drop_blobs(cands: list[Candidate], digit_h: float) -> list[Candidate]:
     """Drop shapes far bolder than the writing's strokes: shadows, stains, the table."""
     if len(cands) < 2:
         return cands
-    widths = [_half_width(c) for c in cands]
+    widths = [c.half_width for c in cands]
     typical = float(np.median(widths))
     return [
         c
@@ -678,7 +680,7 @@ def _drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
     for c in cands:
         values = ink[c.y : c.y2, c.x : c.x2][c.mask]
         strength.append(quantile(values, 0.9) if values.size else 0.0)
-    widths = [_half_width(c) for c in cands]
+    widths = [c.half_width for c in cands]
     typical = float(np.median(strength))
     typical_width = float(np.median(widths))
     out = []
