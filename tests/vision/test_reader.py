@@ -98,7 +98,9 @@ def test_squared_paper(reader, clear_digits) -> None:
     assert reader.read(img).text == "904"
 
 
-def _slanted_grid(img: np.ndarray, step: int, angle: float, colour: tuple[int, int, int]):
+def _slanted_grid(
+    img: np.ndarray, step: int, angle: float, colour: tuple[int, int, int]
+) -> np.ndarray:
     """Squared paper photographed at a slant: 2 px lines `step` px apart, under the ink."""
     h, w = img.shape[:2]
     grid = img.copy()
