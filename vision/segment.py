@@ -66,6 +66,12 @@ MIN_WORK_SIDE = 150
 BG_KERNEL_DIGITS = 0.5
 # Ink this many times a printed line's own level, on the line, is the pen crossing it.
 PEN_OVER_LINE = 1.4
+# A shape cut by the image's border is kept only if the classifier is at least this sure.
+BORDER_MIN_CONFIDENCE = 0.5
+# The rim of a dark region, not a stroke: in a band around the shape, more than
+# RIM_MAX_ALIKE of the pixels are within RIM_ALIKE of the way from its ink to the paper.
+RIM_ALIKE = 0.1
+RIM_MAX_ALIKE = 0.38
 # Splitting touching digits: a first pass tries one cut per QUICK_CUT_WIDTH of the
 # shape's aspect ratio and is kept when every piece is at least QUICK_CONFIDENCE sure,
 # or, when it keeps the shape whole, the whole is at least QUICK_WHOLE_CONFIDENCE sure
@@ -592,6 +598,15 @@ def _x_overlap(a: Candidate, b: Candidate) -> float:
     return inter / max(1, min(a.w, b.w))
 
 
+def _rule_piece(c: Candidate, digit_h: float) -> bool:
+    """A hairline longer than a digit is tall: what is left of a ruled line, an underline.
+
+    Too short for the line filters, it must not be merged into the digits above it as
+    the hat of a 5 would be (it turns "79" into a 3).
+    """
+    return c.w > 1.2 * digit_h and c.h < 0.2 * digit_h
+
+
 def _merge_fragments(cands: list[Candidate], digit_h: float) -> list[Candidate]:
     """Merge strokes of one digit: stacked pieces whose union is still one digit tall."""
     changed = True
@@ -604,7 +619,7 @@ def _merge_fragments(cands: list[Candidate], digit_h: float) -> list[Candidate]:
                 if i == j:
                     continue
                 ov = _x_overlap(a, b)
-                if ov < 0.3:
+                if ov < 0.3 or _rule_piece(a, digit_h) or _rule_piece(b, digit_h):
                     continue
                 gap = max(a.y, b.y) - min(a.y2, b.y2)
                 union_h = max(a.y2, b.y2) - min(a.y, b.y)
@@ -694,6 +709,62 @@ def _drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
     return out
 
 
+def _drop_unsure_at_border(
+    cands: list[Candidate], ink: np.ndarray, scorer: Scorer
+) -> list[Candidate]:
+    """Drop shapes cut by the image's border that the classifier cannot read.
+
+    What the frame cuts is the paper's torn edge against the desk, or a digit only partly
+    in view; a digit that fills a tight crop still reads with confidence.
+    """
+    H, W = ink.shape
+    at_border = [c for c in cands if c.x <= 1 or c.y <= 1 or c.x2 >= W - 1 or c.y2 >= H - 1]
+    if not at_border:
+        return cands
+    score_candidates(at_border, ink, scorer)
+    unsure = {id(c) for c in at_border if c.confidence < BORDER_MIN_CONFIDENCE}
+    return [c for c in cands if id(c) not in unsure]
+
+
+def _drop_rims(cands: list[Candidate], image: np.ndarray, digit_h: float) -> list[Candidate]:
+    """Drop shapes that are the rim of a dark region, not a stroke: the desk at the paper's edge.
+
+    Dividing by the background leaves the edge of a region darker than the paper (the
+    desk beyond a torn edge, narrower than the background kernel or not) as a band of
+    ink along it. A pen stroke stands out from the paper all around it; the rim has the
+    region, as dark as itself, along one side. So in a band around each shape, count the
+    pixels about as dark as the shape: paper beside a stroke is not, nor is a shadow,
+    which darkens the paper less than the pen.
+    """
+    H, W = image.shape[:2]
+    r = max(2, round(0.12 * digit_h))
+    ring_kernel = np.ones((2 * r + 1, 2 * r + 1), np.uint8)  # square: separable, fast
+    out = []
+    for c in cands:
+        m = cv2.copyMakeBorder(c.mask.astype(np.uint8), r, r, r, r, cv2.BORDER_CONSTANT, value=0)
+        ring = (cv2.dilate(m, ring_kernel) > 0) & (cv2.dilate(m, np.ones((3, 3), np.uint8)) == 0)
+        # The part of the band beyond the frame is unknown: a shape cut by the border may
+        # go on as dark beyond it (a strip of desk narrower than the background kernel).
+        x0, y0 = max(0, c.x - r), max(0, c.y - r)
+        x1, y1 = min(W, c.x2 + r), min(H, c.y2 + r)
+        region = image[y0:y1, x0:x1]
+        if region.ndim == 3:  # the darkest channel, as in the ink map
+            region = cv2.min(cv2.min(region[..., 0], region[..., 1]), region[..., 2])
+        box = (slice(y0 - c.y + r, y1 - c.y + r), slice(x0 - c.x + r, x1 - c.x + r))
+        around = region[ring[box]].astype(np.float32)
+        beyond = int(ring.sum()) - around.size
+        if around.size == 0:
+            continue  # nothing of its surroundings in view
+        stroke = quantile(region[m[box] > 0].astype(np.float32), 0.5)
+        # The paper is the side of the band farthest from the stroke (light ink, too).
+        lo, hi = quantile(around, 0.05), quantile(around, 0.95)
+        paper = hi if hi - stroke >= stroke - lo else lo
+        alike = int((np.abs(around - stroke) <= RIM_ALIKE * abs(paper - stroke)).sum())
+        if alike + beyond <= RIM_MAX_ALIKE * (around.size + beyond):
+            out.append(c)
+    return out
+
+
 # --------------------------------------------------------------------------- crops
 
 
@@ -734,21 +805,22 @@ def _piece(cand: Candidate, left: np.ndarray, right: np.ndarray) -> Candidate | 
     return Candidate(cand.x + x0, cand.y + y0, x1 - x0, y1 - y0, sub[y0:y1, x0:x1].copy())
 
 
-def cut_paths(mask: np.ndarray, cols: Sequence[int], band: int) -> list[np.ndarray]:
+def cut_paths(weight: np.ndarray, cols: Sequence[int], band: int) -> list[np.ndarray]:
     """For each column, the top-to-bottom path near it crossing the least ink.
 
-    Touching digits rarely meet along a straight vertical line (two zeros written in one
-    stroke overlap); a path that may bend by one pixel per row follows the gap between.
-    All columns are solved together, one row at a time (dynamic programming).
+    `weight` is the shape's ink per pixel (0 off the shape). Touching digits rarely meet
+    along a straight vertical line (two zeros written in one stroke overlap); a path that
+    may bend by one pixel per row follows the gap between. All columns are solved
+    together, one row at a time (dynamic programming).
     """
-    h, w = mask.shape
+    h, w = weight.shape
     if not cols:
         return []
     offsets = np.arange(-band, band + 1)
     xs = np.asarray(cols)[:, None] + offsets[None, :]  # [cuts, 2·band+1]
     valid = (xs >= 0) & (xs < w)
     xs_c = np.clip(xs, 0, w - 1)
-    ink = np.where(valid[None], mask[:, xs_c].astype(np.float32), np.inf)  # [h, cuts, n]
+    ink = np.where(valid[None], weight[:, xs_c].astype(np.float32), np.inf)  # [h, cuts, n]
     drift = 0.02 * np.abs(offsets)[None, :]
     cost = ink[0] + drift
     moves = np.zeros(ink.shape, np.int8)
@@ -769,13 +841,13 @@ def cut_paths(mask: np.ndarray, cols: Sequence[int], band: int) -> list[np.ndarr
     return paths
 
 
-def cut_columns(cand: Candidate, max_cuts: int | None = None) -> list[int]:
+def cut_columns(cand: Candidate, weight: np.ndarray, max_cuts: int | None = None) -> list[int]:
     """Columns (relative to the box) where a cut crosses little ink: the candidate cuts.
 
-    Local minima of the ink profile, thinnest first, a few per digit the shape may hold
-    (at most `max_cuts` when given).
+    Local minima of the ink profile (`weight`, as for `cut_paths`), thinnest first, a
+    few per digit the shape may hold (at most `max_cuts` when given).
     """
-    proj = np.convolve(cand.mask.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
+    proj = np.convolve(weight.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
     margin = max(2, round(0.1 * cand.h))
     if cand.w - 2 * margin < 1:
         return []
@@ -800,11 +872,14 @@ def cut_columns(cand: Candidate, max_cuts: int | None = None) -> list[int]:
 
 def _piece_prior(p: Candidate, whole: Candidate) -> float:
     """Log-score penalty for shapes rarely a digit: a sliver that is not a confident 1."""
+    one = int(np.argmax(p.probs)) == 1
     if p.w < 0.15 * whole.h:
-        tall_one = int(np.argmax(p.probs)) == 1 and p.confidence > 0.9 and p.h > 0.8 * whole.h
+        tall_one = one and p.confidence > 0.9 and p.h > 0.8 * whole.h
         return 0.0 if tall_one else 0.5
     if p.h < 0.5 * whole.h:
         return 0.5  # a fragment, not a digit of the run
+    if one and p.h < 0.7 * whole.h:
+        return 0.5  # a stroke of its neighbour (a 4's bar, a 1's flag): a 1 is full height
     return 0.0
 
 
@@ -827,8 +902,11 @@ def split_best(
     """
     aspect = c.w / max(1, c.h)
     band = max(1, round(0.12 * c.h))
+    # Cut where the ink is weakest, not only where the mask is thinnest: blurred digits
+    # touch through their soft halos, as wide in the mask as a stroke but much fainter.
+    weight = c.mask * ink[c.y : c.y2, c.x : c.x2]
     paths = [np.zeros(c.h, np.int64)]
-    paths += cut_paths(c.mask, cut_columns(c, max_cuts), band)
+    paths += cut_paths(weight, cut_columns(c, weight, max_cuts), band)
     paths.append(np.full(c.h, c.w, np.int64))
     pos = [int(np.median(p)) for p in paths]
     last = len(pos) - 1
@@ -1017,6 +1095,8 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     cands = _drop_noise(cands, digit_h, clean.shape)
     cands = _drop_blobs(cands, digit_h)
     cands = _drop_faint(cands, ink)
+    cands = _drop_rims(cands, work, digit_h)
+    cands = _drop_unsure_at_border(cands, ink, scorer)
     if not cands:
         return Segmentation([], scale, ink, clean)
     digit_h = float(np.median([c.h for c in cands]))
