@@ -82,6 +82,117 @@ def test_sharp_shadow_adds_no_digits(reader, clear_digits, corners, depth, blur)
     assert reader.read(img).text == "27 4059"
 
 
+def _on_a_desk(img: np.ndarray, seed: int, depth: int, side: str) -> np.ndarray:
+    """The page photographed on a dark desk: a torn edge `depth` px from the border."""
+    out = img.transpose(1, 0, 2).copy() if side == "right" else img.copy()
+    h, w = out.shape[:2]
+    walk = np.random.default_rng(seed).normal(0, 2.0, w).cumsum()
+    edge = (h - depth + walk - walk.mean()).astype(int)
+    for x in range(w):
+        out[max(0, edge[x]) :, x] = 90
+    if side == "right":
+        out = out.transpose(1, 0, 2).copy()
+    return cv2.GaussianBlur(out, (3, 3), 0)
+
+
+@pytest.mark.parametrize(
+    ("depth", "side", "seed"),
+    [
+        (40, "bottom", 3),  # a desk wider than the background kernel: only its rim is ink
+        (8, "bottom", 4),  # a strip narrower than the kernel: all of it reads as ink
+        (8, "right", 3),
+    ],
+)
+def test_torn_paper_edge_on_a_desk_adds_no_digits(
+    reader, clear_digits, depth: int, side: str, seed: int
+) -> None:
+    img = _on_a_desk(render("4072 851", clear_digits, height=50), seed, depth, side)
+    assert reader.read(img).text == "4072 851"
+
+
+def test_rims_of_dark_regions_are_dropped_but_not_strokes_beside_them() -> None:
+    """A band along the edge of a dark region goes; a stroke beside a shadow stays."""
+    from vision.segment import Candidate, _drop_rims
+
+    img = np.full((200, 300), 230, np.uint8)
+    img[:, 200:] = 90  # the desk beyond the paper
+    img[:, 196:200] = 90  # its rim, as the mask would hold it
+    img[100:200, :120] = 160  # a shadow on the page
+    img[60:140, 100:104] = 40  # a pen stroke crossing the shadow's edge
+    rim = Candidate(196, 50, 4, 100, np.ones((100, 4), bool))
+    stroke = Candidate(100, 60, 4, 80, np.ones((80, 4), bool))
+    assert _drop_rims([rim, stroke], img, 50.0) == [stroke]
+    light = 255 - img  # light ink on a dark page, a light desk
+    assert _drop_rims([rim, stroke], light, 50.0) == [stroke]
+
+
+def test_unsure_shapes_cut_by_the_border_are_dropped() -> None:
+    from vision.segment import Candidate, _drop_unsure_at_border
+
+    ink = np.zeros((100, 200), np.float32)
+
+    def shape(x: int, y: int) -> Candidate:
+        return Candidate(x, y, 10, 30, np.ones((30, 10), bool))
+
+    def scorer(sure: float):
+        def score(crops: np.ndarray) -> np.ndarray:
+            p = np.full((len(crops), 10), (1 - sure) / 9, np.float32)
+            p[:, 1] = sure
+            return p
+
+        return score
+
+    inside, edge = shape(90, 30), shape(190, 30)
+    assert _drop_unsure_at_border([inside, edge], ink, scorer(0.4)) == [inside]
+    assert inside.probs is None  # only shapes at the border are classified early
+    edge, bottom = shape(190, 30), shape(20, 70)
+    assert _drop_unsure_at_border([edge, bottom], ink, scorer(0.9)) == [edge, bottom]
+
+
+def test_a_rule_remnant_is_not_merged_into_the_digit_above() -> None:
+    """A 5's hat joins the 5; a hairline longer than a digit under it does not."""
+    from vision.segment import Candidate, _merge_fragments
+
+    def box(x: int, y: int, w: int, h: int) -> Candidate:
+        return Candidate(x, y, w, h, np.ones((h, w), bool))
+
+    body, hat = box(100, 60, 30, 35), box(105, 48, 28, 5)
+    assert len(_merge_fragments([body, hat], 50.0)) == 1
+    digit, line = box(100, 50, 30, 48), box(80, 103, 70, 3)
+    assert len(_merge_fragments([digit, line], 50.0)) == 2
+
+
+def test_cuts_follow_the_faintest_ink_not_the_thinnest_mask() -> None:
+    """Blurred digits touch through a halo as wide in the mask as a stroke, but faint."""
+    from vision.segment import Candidate, cut_columns, cut_paths
+
+    mask = np.zeros((40, 60), bool)
+    mask[14:26] = True  # one band of mask, equally thick everywhere
+    weight = mask * np.float32(0.9)
+    weight[:, 36:42] *= 0.2  # where two digits' halos meet
+    cand = Candidate(0, 0, 60, 40, mask)
+    (col,) = cut_columns(cand, weight, max_cuts=1)
+    assert 36 <= col < 42
+    (path,) = cut_paths(weight, [30], band=8)
+    assert (path[14:26] >= 36).all() and (path[14:26] < 42).all()
+
+
+def test_a_one_cut_from_a_shape_is_full_height() -> None:
+    """A short stroke read as a 1 (a 4's bar, a 1's flag) costs the split that makes it."""
+    from vision.segment import Candidate, _piece_prior
+
+    whole = Candidate(0, 0, 90, 60, np.ones((60, 90), bool))
+
+    def piece(h: int, label: int) -> Candidate:
+        p = Candidate(0, 0, 20, h, np.ones((h, 20), bool))
+        p.probs = np.eye(10, dtype=np.float32)[label] * 0.9 + 0.01
+        return p
+
+    assert _piece_prior(piece(58, 1), whole) == 0.0
+    assert _piece_prior(piece(38, 1), whole) > 0.0
+    assert _piece_prior(piece(38, 7), whole) == 0.0
+
+
 def test_lined_paper_and_blue_pen(reader, clear_digits) -> None:
     """Rules every half digit, printed lighter than the pen: strokes along them survive."""
     img = render("2718", clear_digits, ink=(140, 40, 20), paper=(240, 235, 225))
