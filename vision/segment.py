@@ -22,11 +22,13 @@ The steps, each answering something real photos contain:
    printed lighter than the pen, the pen's own strokes are kept.
 5. Components are filtered by size relative to the median digit height and by ink
    (far fainter than the writing, or fainter and bolder: a shadow's wedge), fragments are
-   merged (the hat of a 5, a broken 4; not two small digits in a column), touching
-   digits are split along ink-avoiding cut paths into the sequence of pieces the
-   classifier scores best (dynamic programming; the thinnest cuts are tried first),
-   and digits are chained into lines by their neighbours, so slanted lines survive; a
-   large gap or a removed wall separates two numbers on one line.
+   merged (the hat of a 5, a broken 4; not two small digits in a column, nor a remnant
+   of a rule). The rim of a dark region (the desk at a torn paper edge) is dropped, as is
+   an unreadable shape cut by the image's border. Touching digits are split along
+   cut paths through the faintest ink into the sequence of pieces the classifier scores
+   best (dynamic programming; the thinnest cuts are tried first), and digits are chained
+   into lines by their neighbours, so slanted lines survive; a large gap or a removed
+   wall separates two numbers on one line.
 
 "The classifier" here is whatever `Scorer` the caller passes. `DigitReader` passes its
 fixed segmenter model: the thresholds below are tuned to that model's confidences.
