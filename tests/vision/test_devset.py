@@ -13,8 +13,8 @@ def test_real_photos_accuracy_floor(reader, devsets_dir) -> None:
     summary = score.summary()
     assert summary["images"] == 122
     # Floors a little under the measured values: a regression fails, noise does not.
-    assert summary["exact"] >= 0.86, score.failures
-    assert summary["digit_accuracy"] >= 0.93, score.failures
+    assert summary["exact"] >= 0.90, score.failures
+    assert summary["digit_accuracy"] >= 0.96, score.failures
 
 
 def test_samples_are_read_right(reader) -> None:
