@@ -843,20 +843,21 @@ def cut_paths(weight: np.ndarray, cols: Sequence[int], band: int) -> list[np.nda
     return paths
 
 
-def cut_columns(cand: Candidate, weight: np.ndarray, max_cuts: int | None = None) -> list[int]:
+def cut_columns(weight: np.ndarray, max_cuts: int | None = None) -> list[int]:
     """Columns (relative to the box) where a cut crosses little ink: the candidate cuts.
 
-    Local minima of the ink profile (`weight`, as for `cut_paths`), thinnest first, a
-    few per digit the shape may hold (at most `max_cuts` when given).
+    Local minima of the shape's ink profile (`weight`, as for `cut_paths`), thinnest
+    first, a few per digit the shape may hold (at most `max_cuts` when given).
     """
+    h, w = weight.shape
     proj = np.convolve(weight.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
-    margin = max(2, round(0.1 * cand.h))
-    if cand.w - 2 * margin < 1:
+    margin = max(2, round(0.1 * h))
+    if w - 2 * margin < 1:
         return []
-    sep = max(2, round(0.12 * cand.h))
+    sep = max(2, round(0.12 * h))
     if max_cuts is None:
-        max_cuts = round(2 + 2.5 * cand.w / max(1, cand.h))
-    cols = np.arange(margin, cand.w - margin)
+        max_cuts = round(2 + 2.5 * w / max(1, h))
+    cols = np.arange(margin, w - margin)
     half = max(1, sep // 2)
     padded = np.pad(proj, half, mode="edge")
     window_min = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).min(axis=1)
@@ -908,7 +909,7 @@ def split_best(
     # touch through their soft halos, as wide in the mask as a stroke but much fainter.
     weight = c.mask * ink[c.y : c.y2, c.x : c.x2]
     paths = [np.zeros(c.h, np.int64)]
-    paths += cut_paths(weight, cut_columns(c, weight, max_cuts), band)
+    paths += cut_paths(weight, cut_columns(weight, max_cuts), band)
     paths.append(np.full(c.h, c.w, np.int64))
     pos = [int(np.median(p)) for p in paths]
     last = len(pos) - 1

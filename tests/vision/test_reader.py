@@ -164,14 +164,13 @@ def test_a_rule_remnant_is_not_merged_into_the_digit_above() -> None:
 
 def test_cuts_follow_the_faintest_ink_not_the_thinnest_mask() -> None:
     """Blurred digits touch through a halo as wide in the mask as a stroke, but faint."""
-    from vision.segment import Candidate, cut_columns, cut_paths
+    from vision.segment import cut_columns, cut_paths
 
     mask = np.zeros((40, 60), bool)
     mask[14:26] = True  # one band of mask, equally thick everywhere
     weight = mask * np.float32(0.9)
     weight[:, 36:42] *= 0.2  # where two digits' halos meet
-    cand = Candidate(0, 0, 60, 40, mask)
-    (col,) = cut_columns(cand, weight, max_cuts=1)
+    (col,) = cut_columns(weight, max_cuts=1)
     assert 36 <= col < 42
     (path,) = cut_paths(weight, [30], band=8)
     assert (path[14:26] >= 36).all() and (path[14:26] < 42).all()
