@@ -643,15 +643,21 @@ def _merge_fragments(cands: list[Candidate], digit_h: float) -> list[Candidate]:
     return cands
 
 
+def _at_border(c: Candidate, shape: tuple[int, ...]) -> bool:
+    """Whether the image's frame cuts the candidate (within a pixel of an edge)."""
+    H, W = shape[:2]
+    return c.x <= 1 or c.y <= 1 or c.x2 >= W - 1 or c.y2 >= H - 1
+
+
 def _drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -> list[Candidate]:
-    H, W = shape
+    W = shape[1]
     out = []
     for c in cands:
         if c.h < 0.4 * digit_h:
             continue  # specks, dashes, dots
         if c.h > 3.0 * digit_h and c.w < 0.2 * c.h:
             continue  # a leftover vertical rule
-        edge = c.x <= 1 or c.x2 >= W - 1 or c.y <= 1 or c.y2 >= H - 1
+        edge = _at_border(c, shape)
         if edge and (c.h > 2.0 * digit_h or c.w > 4.0 * digit_h):
             continue  # the table or the dark margin beyond the paper
         if c.h > 3.0 * digit_h:
@@ -719,8 +725,7 @@ def _drop_unsure_at_border(
     What the frame cuts is the paper's torn edge against the desk, or a digit only partly
     in view; a digit that fills a tight crop still reads with confidence.
     """
-    H, W = ink.shape
-    at_border = [c for c in cands if c.x <= 1 or c.y <= 1 or c.x2 >= W - 1 or c.y2 >= H - 1]
+    at_border = [c for c in cands if _at_border(c, ink.shape)]
     if not at_border:
         return cands
     score_candidates(at_border, ink, scorer)
