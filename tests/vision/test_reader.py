@@ -13,6 +13,7 @@ from PIL import Image
 from tests.vision.conftest import render
 from vision import DigitReader, Reading, SegmentationError
 from vision.annotate import annotate, encode_jpeg, encode_png
+from vision.segment import Candidate
 
 
 def test_plain_number(reader, clear_digits) -> None:
@@ -110,29 +111,30 @@ def test_torn_paper_edge_on_a_desk_adds_no_digits(
     assert reader.read(img).text == "4072 851"
 
 
+def _solid(x: int, y: int, w: int, h: int) -> Candidate:
+    """A candidate whose mask fills its box."""
+    return Candidate(x, y, w, h, np.ones((h, w), bool))
+
+
 def test_rims_of_dark_regions_are_dropped_but_not_strokes_beside_them() -> None:
     """A band along the edge of a dark region goes; a stroke beside a shadow stays."""
-    from vision.segment import Candidate, _drop_rims
+    from vision.segment import _drop_rims
 
     img = np.full((200, 300), 230, np.uint8)
     img[:, 200:] = 90  # the desk beyond the paper
     img[:, 196:200] = 90  # its rim, as the mask would hold it
     img[100:200, :120] = 160  # a shadow on the page
     img[60:140, 100:104] = 40  # a pen stroke crossing the shadow's edge
-    rim = Candidate(196, 50, 4, 100, np.ones((100, 4), bool))
-    stroke = Candidate(100, 60, 4, 80, np.ones((80, 4), bool))
+    rim, stroke = _solid(196, 50, 4, 100), _solid(100, 60, 4, 80)
     assert _drop_rims([rim, stroke], img, 50.0) == [stroke]
     light = 255 - img  # light ink on a dark page, a light desk
     assert _drop_rims([rim, stroke], light, 50.0) == [stroke]
 
 
 def test_unsure_shapes_cut_by_the_border_are_dropped() -> None:
-    from vision.segment import Candidate, _drop_unsure_at_border
+    from vision.segment import _drop_unsure_at_border
 
     ink = np.zeros((100, 200), np.float32)
-
-    def shape(x: int, y: int) -> Candidate:
-        return Candidate(x, y, 10, 30, np.ones((30, 10), bool))
 
     def scorer(sure: float):
         def score(crops: np.ndarray) -> np.ndarray:
@@ -142,23 +144,20 @@ def test_unsure_shapes_cut_by_the_border_are_dropped() -> None:
 
         return score
 
-    inside, edge = shape(90, 30), shape(190, 30)
+    inside, edge = _solid(90, 30, 10, 30), _solid(190, 30, 10, 30)
     assert _drop_unsure_at_border([inside, edge], ink, scorer(0.4)) == [inside]
     assert inside.probs is None  # only shapes at the border are classified early
-    edge, bottom = shape(190, 30), shape(20, 70)
+    edge, bottom = _solid(190, 30, 10, 30), _solid(20, 70, 10, 30)
     assert _drop_unsure_at_border([edge, bottom], ink, scorer(0.9)) == [edge, bottom]
 
 
 def test_a_rule_remnant_is_not_merged_into_the_digit_above() -> None:
     """A 5's hat joins the 5; a hairline longer than a digit under it does not."""
-    from vision.segment import Candidate, _merge_fragments
+    from vision.segment import _merge_fragments
 
-    def box(x: int, y: int, w: int, h: int) -> Candidate:
-        return Candidate(x, y, w, h, np.ones((h, w), bool))
-
-    body, hat = box(100, 60, 30, 35), box(105, 48, 28, 5)
+    body, hat = _solid(100, 60, 30, 35), _solid(105, 48, 28, 5)
     assert len(_merge_fragments([body, hat], 50.0)) == 1
-    digit, line = box(100, 50, 30, 48), box(80, 103, 70, 3)
+    digit, line = _solid(100, 50, 30, 48), _solid(80, 103, 70, 3)
     assert len(_merge_fragments([digit, line], 50.0)) == 2
 
 
@@ -178,12 +177,12 @@ def test_cuts_follow_the_faintest_ink_not_the_thinnest_mask() -> None:
 
 def test_a_one_cut_from_a_shape_is_full_height() -> None:
     """A short stroke read as a 1 (a 4's bar, a 1's flag) costs the split that makes it."""
-    from vision.segment import Candidate, _piece_prior
+    from vision.segment import _piece_prior
 
-    whole = Candidate(0, 0, 90, 60, np.ones((60, 90), bool))
+    whole = _solid(0, 0, 90, 60)
 
     def piece(h: int, label: int) -> Candidate:
-        p = Candidate(0, 0, 20, h, np.ones((h, 20), bool))
+        p = _solid(0, 0, 20, h)
         p.probs = np.eye(10, dtype=np.float32)[label] * 0.9 + 0.01
         return p
 
