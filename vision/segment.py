@@ -567,15 +567,19 @@ def _hough_lines(m: np.ndarray, length: int, digit_h: float) -> tuple[np.ndarray
 
 def _thin_only(lines: np.ndarray, max_t: int, axis: int) -> np.ndarray:
     """Keep components of a line mask whose thickness (across the line) is ≤ max_t."""
-    n, labels, stats = _components(lines)
-    if n <= 1:
+    if not lines.any():
         return lines
-    keep = np.zeros(n, bool)
-    for i in range(1, n):
-        w, h, area = stats[i, 2], stats[i, 3], stats[i, 4]
-        length = w if axis == 0 else h
-        keep[i] = area / max(length, 1) <= max_t
-    return np.where(keep[labels], 1, 0).astype(np.uint8)
+    _, labels, stats = _components(lines)
+    length = np.maximum(stats[1:, 2 if axis == 0 else 3], 1)
+    thick = np.nonzero(stats[1:, 4] / length > max_t)[0] + 1
+    if not thick.size:
+        return lines
+    out = lines.copy()
+    for i in thick:  # few: clearing each in its box beats relabelling the whole image
+        x, y, w, h = stats[i, :4]
+        box = out[y : y + h, x : x + w]
+        box[labels[y : y + h, x : x + w] == i] = 0
+    return out
 
 
 # --------------------------------------------------------------------------- candidates
@@ -835,14 +839,18 @@ def cut_paths(weight: np.ndarray, cols: Sequence[int], band: int) -> list[np.nda
     xs_c = np.clip(xs, 0, w - 1)
     ink = np.where(valid[None], weight[:, xs_c].astype(np.float32), np.inf)  # [h, cuts, n]
     drift = 0.02 * np.abs(offsets)[None, :]
-    cost = ink[0] + drift
     moves = np.zeros(ink.shape, np.int8)
-    pad = np.full((len(cols), 1), np.inf, np.float32)
+    # The cost of the best path to each position, with an unreachable column either side.
+    padded = np.full((len(cols), len(offsets) + 2), np.inf)
+    padded[:, 1:-1] = ink[0] + drift
     for y in range(1, h):
-        stacked = np.stack([np.hstack([pad, cost[:, :-1]]), cost, np.hstack([cost[:, 1:], pad])])
-        choice = np.argmin(stacked, axis=0)
-        moves[y] = choice - 1
-        cost = np.take_along_axis(stacked, choice[None], axis=0)[0] + ink[y] + drift
+        left, centre, right = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
+        # From the left on a tie, then straight down: the first of equal predecessors.
+        go_left = (left <= centre) & (left <= right)
+        go_right = ~go_left & (right < centre)
+        moves[y] = go_right.view(np.int8) - go_left.view(np.int8)
+        padded[:, 1:-1] = np.minimum(np.minimum(left, centre), right) + ink[y] + drift
+    cost = padded[:, 1:-1]
     paths = []
     for k in range(len(cols)):
         path = np.empty(h, np.int64)
