@@ -611,53 +611,50 @@ def merge(a: Candidate, b: Candidate) -> Candidate:
     return Candidate(x, y, x2 - x, y2 - y, m)
 
 
-def _x_overlap(a: Candidate, b: Candidate) -> float:
-    """Horizontal overlap as a fraction of the narrower box."""
-    inter = min(a.x2, b.x2) - max(a.x, b.x)
-    return inter / max(1, min(a.w, b.w))
-
-
-def _rule_piece(c: Candidate, digit_h: float) -> bool:
-    """A hairline longer than a digit is tall: what is left of a ruled line, an underline.
-
-    Too short for the line filters, it must not be merged into the digits above it as
-    the hat of a 5 would be (it turns "79" into a 3).
-    """
-    return c.w > 1.2 * digit_h and c.h < 0.2 * digit_h
-
-
 def _merge_fragments(cands: list[Candidate], digit_h: float) -> list[Candidate]:
-    """Merge strokes of one digit: stacked pieces whose union is still one digit tall."""
-    changed = True
-    while changed:
-        changed = False
+    """Merge strokes of one digit: stacked pieces whose union is still one digit tall.
+
+    Smallest first: the first candidate with a partner is merged with its nearest one,
+    and the search starts again.
+    """
+    while True:
         cands.sort(key=lambda c: c.area)
-        for i, a in enumerate(cands):
-            best, best_gap = None, None
-            for j, b in enumerate(cands):
-                if i == j:
-                    continue
-                ov = _x_overlap(a, b)
-                if ov < 0.3 or _rule_piece(a, digit_h) or _rule_piece(b, digit_h):
-                    continue
-                gap = max(a.y, b.y) - min(a.y2, b.y2)
-                union_h = max(a.y2, b.y2) - min(a.y, b.y)
-                union_w = max(a.x2, b.x2) - min(a.x, b.x)
-                if gap > 0.35 * digit_h or union_h > 1.4 * digit_h:
-                    continue
-                if gap > 0.15 * digit_h and min(a.h, b.h) > 0.45 * digit_h:
-                    continue  # two small digits in a column, with a clear gap between
-                if union_w > 1.1 * union_h and min(a.h, b.h) > 0.5 * digit_h:
-                    continue
-                if best_gap is None or gap < best_gap:
-                    best, best_gap = j, gap
-            if best is not None:
-                b = cands[best]
-                merged = merge(a, b)
-                cands = [c for k, c in enumerate(cands) if k not in (i, best)] + [merged]
-                changed = True
-                break
-    return cands
+        pair = _fragment_pair(cands, digit_h)
+        if pair is None:
+            return cands
+        i, j = pair
+        merged = merge(cands[i], cands[j])
+        cands = [c for k, c in enumerate(cands) if k not in (i, j)] + [merged]
+
+
+def _fragment_pair(cands: list[Candidate], digit_h: float) -> tuple[int, int] | None:
+    """(i, j): the first candidate that is a stroke of the same digit as another, and the
+    nearest such other (vertical gap; the first on a tie). All pairs are tested at once."""
+    if len(cands) < 2:
+        return None
+    x, y, w, h = np.array([(c.x, c.y, c.w, c.h) for c in cands]).T
+    x2, y2 = x + w, y + h
+    overlap = np.minimum.outer(x2, x2) - np.maximum.outer(x, x)  # horizontal, in pixels
+    overlap = overlap / np.maximum(1, np.minimum.outer(w, w))  # of the narrower box
+    gap = np.maximum.outer(y, y) - np.minimum.outer(y2, y2)
+    union_h = np.maximum.outer(y2, y2) - np.minimum.outer(y, y)
+    union_w = np.maximum.outer(x2, x2) - np.minimum.outer(x, x)
+    shorter = np.minimum.outer(h, h)
+    # A hairline longer than a digit is tall is what is left of a ruled line or an
+    # underline: merged into the digits above it like the hat of a 5, it turns "79" into 3.
+    rule = (w > 1.2 * digit_h) & (h < 0.2 * digit_h)
+    ok = (overlap >= 0.3) & ~np.logical_or.outer(rule, rule)
+    ok &= (gap <= 0.35 * digit_h) & (union_h <= 1.4 * digit_h)
+    # Two small digits in a column, with a clear gap between:
+    ok &= ~((gap > 0.15 * digit_h) & (shorter > 0.45 * digit_h))
+    ok &= ~((union_w > 1.1 * union_h) & (shorter > 0.5 * digit_h))
+    np.fill_diagonal(ok, False)
+    rows = np.nonzero(ok.any(axis=1))[0]
+    if not rows.size:
+        return None
+    i = int(rows[0])
+    j = int(np.argmin(np.where(ok[i], gap[i], np.iinfo(gap.dtype).max)))
+    return i, j
 
 
 def _at_border(c: Candidate, shape: tuple[int, ...]) -> bool:
