@@ -161,6 +161,49 @@ def test_a_rule_remnant_is_not_merged_into_the_digit_above() -> None:
     assert len(_merge_fragments([digit, line], 50.0)) == 2
 
 
+def test_the_nearest_fragment_is_merged_first() -> None:
+    """A stroke between two shapes joins the nearer one; a digit beside is left alone."""
+    from vision.segment import _merge_fragments
+
+    # The stroke is 6 px under one shape and 12 px over the other; either union would be
+    # one digit tall, but not all three together.
+    near, hat, far = _solid(100, 62, 30, 35), _solid(104, 50, 26, 6), _solid(100, 26, 30, 12)
+    beside = _solid(160, 60, 30, 36)
+    merged = _merge_fragments([far, beside, near, hat], 50.0)
+    boxes = sorted((c.x, c.y, c.w, c.h) for c in merged)
+    assert boxes == [(100, 26, 30, 12), (100, 50, 30, 47), (160, 60, 30, 36)]
+
+
+def test_thick_bars_are_not_lines() -> None:
+    """A line is thin across itself: a heavily inked bar as long as a line stays writing."""
+    from vision.segment import _thin_only
+
+    lines = np.zeros((60, 200), np.uint8)
+    lines[10:12, 10:190] = 1  # a ruled line, 2 px thick
+    lines[30:42, 20:180] = 1  # a bar, 12 px thick
+    kept = _thin_only(lines, 3, axis=0)
+    assert kept[10:12, 10:190].all() and not kept[30:42].any()
+    upright = _thin_only(np.ascontiguousarray(lines.T), 3, axis=1)
+    assert np.array_equal(upright, kept.T)
+    assert _thin_only(np.zeros_like(lines), 3, axis=0).sum() == 0
+
+
+def test_light_ink_is_told_by_the_median_grey() -> None:
+    """Light writing on a dark page: the median (of an even count, the middle two's mean)."""
+    from vision.segment import detect_light_ink
+
+    board = np.full((40, 50), 60, np.uint8)
+    board[10:14, 5:45] = 230  # chalk
+    assert detect_light_ink(board)
+    assert not detect_light_ink(255 - board)  # dark pen on white paper
+    # 1000 pixels: 500 at 100, 495 at 120, 5 at 175. The median is 110, a bright page.
+    # Taking the lower middle value (100) would call the 175s light ink.
+    grey = np.array([100] * 500 + [120] * 495 + [175] * 5, np.uint8).reshape(20, 50)
+    assert not detect_light_ink(grey)
+    grey[grey == 120] = 118  # median 109: a dark page, and the 175s are its writing
+    assert detect_light_ink(grey)
+
+
 def test_cuts_follow_the_faintest_ink_not_the_thinnest_mask() -> None:
     """Blurred digits touch through a halo as wide in the mask as a stroke, but faint."""
     from vision.segment import cut_columns, cut_paths
