@@ -13,7 +13,6 @@ from PIL import Image
 from tests.vision.conftest import render
 from vision import DigitReader, Reading, SegmentationError
 from vision.annotate import annotate, encode_jpeg, encode_png
-from vision.segment import Candidate
 
 
 def test_plain_number(reader, clear_digits) -> None:
@@ -111,129 +110,6 @@ def test_torn_paper_edge_on_a_desk_adds_no_digits(
     assert reader.read(img).text == "4072 851"
 
 
-def _solid(x: int, y: int, w: int, h: int) -> Candidate:
-    """A candidate whose mask fills its box."""
-    return Candidate(x, y, w, h, np.ones((h, w), bool))
-
-
-def test_rims_of_dark_regions_are_dropped_but_not_strokes_beside_them() -> None:
-    """A band along the edge of a dark region goes; a stroke beside a shadow stays."""
-    from vision.segment import _drop_rims
-
-    img = np.full((200, 300), 230, np.uint8)
-    img[:, 200:] = 90  # the desk beyond the paper
-    img[:, 196:200] = 90  # its rim, as the mask would hold it
-    img[100:200, :120] = 160  # a shadow on the page
-    img[60:140, 100:104] = 40  # a pen stroke crossing the shadow's edge
-    rim, stroke = _solid(196, 50, 4, 100), _solid(100, 60, 4, 80)
-    assert _drop_rims([rim, stroke], img, 50.0) == [stroke]
-    light = 255 - img  # light ink on a dark page, a light desk
-    assert _drop_rims([rim, stroke], light, 50.0) == [stroke]
-
-
-def test_unsure_shapes_cut_by_the_border_are_dropped() -> None:
-    from vision.segment import _drop_unsure_at_border
-
-    ink = np.zeros((100, 200), np.float32)
-
-    def scorer(sure: float):
-        def score(crops: np.ndarray) -> np.ndarray:
-            p = np.full((len(crops), 10), (1 - sure) / 9, np.float32)
-            p[:, 1] = sure
-            return p
-
-        return score
-
-    inside, edge = _solid(90, 30, 10, 30), _solid(190, 30, 10, 30)
-    assert _drop_unsure_at_border([inside, edge], ink, scorer(0.4)) == [inside]
-    assert inside.probs is None  # only shapes at the border are classified early
-    edge, bottom = _solid(190, 30, 10, 30), _solid(20, 70, 10, 30)
-    assert _drop_unsure_at_border([edge, bottom], ink, scorer(0.9)) == [edge, bottom]
-
-
-def test_a_rule_remnant_is_not_merged_into_the_digit_above() -> None:
-    """A 5's hat joins the 5; a hairline longer than a digit under it does not."""
-    from vision.segment import _merge_fragments
-
-    body, hat = _solid(100, 60, 30, 35), _solid(105, 48, 28, 5)
-    assert len(_merge_fragments([body, hat], 50.0)) == 1
-    digit, line = _solid(100, 50, 30, 48), _solid(80, 103, 70, 3)
-    assert len(_merge_fragments([digit, line], 50.0)) == 2
-
-
-def test_the_nearest_fragment_is_merged_first() -> None:
-    """A stroke between two shapes joins the nearer one; a digit beside is left alone."""
-    from vision.segment import _merge_fragments
-
-    # The stroke is 6 px under one shape and 12 px over the other; either union would be
-    # one digit tall, but not all three together.
-    near, hat, far = _solid(100, 62, 30, 35), _solid(104, 50, 26, 6), _solid(100, 26, 30, 12)
-    beside = _solid(160, 60, 30, 36)
-    merged = _merge_fragments([far, beside, near, hat], 50.0)
-    boxes = sorted((c.x, c.y, c.w, c.h) for c in merged)
-    assert boxes == [(100, 26, 30, 12), (100, 50, 30, 47), (160, 60, 30, 36)]
-
-
-def test_thick_bars_are_not_lines() -> None:
-    """A line is thin across itself: a heavily inked bar as long as a line stays writing."""
-    from vision.segment import _thin_only
-
-    lines = np.zeros((60, 200), np.uint8)
-    lines[10:12, 10:190] = 1  # a ruled line, 2 px thick
-    lines[30:42, 20:180] = 1  # a bar, 12 px thick
-    kept = _thin_only(lines, 3, axis=0)
-    assert kept[10:12, 10:190].all() and not kept[30:42].any()
-    upright = _thin_only(np.ascontiguousarray(lines.T), 3, axis=1)
-    assert np.array_equal(upright, kept.T)
-    assert _thin_only(np.zeros_like(lines), 3, axis=0).sum() == 0
-
-
-def test_light_ink_is_told_by_the_median_grey() -> None:
-    """Light writing on a dark page: the median (of an even count, the middle two's mean)."""
-    from vision.segment import detect_light_ink
-
-    board = np.full((40, 50), 60, np.uint8)
-    board[10:14, 5:45] = 230  # chalk
-    assert detect_light_ink(board)
-    assert not detect_light_ink(255 - board)  # dark pen on white paper
-    # 1000 pixels: 500 at 100, 495 at 120, 5 at 175. The median is 110, a bright page.
-    # Taking the lower middle value (100) would call the 175s light ink.
-    grey = np.array([100] * 500 + [120] * 495 + [175] * 5, np.uint8).reshape(20, 50)
-    assert not detect_light_ink(grey)
-    grey[grey == 120] = 118  # median 109: a dark page, and the 175s are its writing
-    assert detect_light_ink(grey)
-
-
-def test_cuts_follow_the_faintest_ink_not_the_thinnest_mask() -> None:
-    """Blurred digits touch through a halo as wide in the mask as a stroke, but faint."""
-    from vision.segment import cut_columns, cut_paths
-
-    mask = np.zeros((40, 60), bool)
-    mask[14:26] = True  # one band of mask, equally thick everywhere
-    weight = mask * np.float32(0.9)
-    weight[:, 36:42] *= 0.2  # where two digits' halos meet
-    (col,) = cut_columns(weight, max_cuts=1)
-    assert 36 <= col < 42
-    (path,) = cut_paths(weight, [30], band=8)
-    assert (path[14:26] >= 36).all() and (path[14:26] < 42).all()
-
-
-def test_a_one_cut_from_a_shape_is_full_height() -> None:
-    """A short stroke read as a 1 (a 4's bar, a 1's flag) costs the split that makes it."""
-    from vision.segment import _piece_prior
-
-    whole = _solid(0, 0, 90, 60)
-
-    def piece(h: int, label: int) -> Candidate:
-        p = _solid(0, 0, 20, h)
-        p.probs = np.eye(10, dtype=np.float32)[label] * 0.9 + 0.01
-        return p
-
-    assert _piece_prior(piece(58, 1), whole) == 0.0
-    assert _piece_prior(piece(38, 1), whole) > 0.0
-    assert _piece_prior(piece(38, 7), whole) == 0.0
-
-
 def test_lined_paper_and_blue_pen(reader, clear_digits) -> None:
     """Rules every half digit, printed lighter than the pen: strokes along them survive."""
     img = render("2718", clear_digits, ink=(140, 40, 20), paper=(240, 235, 225))
@@ -272,53 +148,6 @@ def test_fine_grid_on_a_slanted_page(reader, clear_digits, text, step, angle) ->
         render(text, clear_digits, height=48, size=(1024, 768)), step, angle, (170, 170, 170)
     )
     assert reader.read(img).text == text
-
-
-def _net_and_digits(line_ink: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ink map, its grid lines, its three 0s): a slanted grid through three 0s."""
-    lines = np.zeros((300, 400), np.float32)
-    for v in range(0, 400, 25):
-        cv2.line(lines, (v, 0), (v + 10, 299), line_ink, 2)
-        cv2.line(lines, (0, v), (399, v + 10), line_ink, 2)
-    digits = np.zeros_like(lines)
-    for x in (100, 160, 220):
-        cv2.ellipse(digits, (x, 150), (14, 22), 0, 0, 360, 0.8, 4)
-    soft = (3, 3)  # a camera's soft edges
-    ink = cv2.GaussianBlur(np.maximum(lines, digits), soft, 0)
-    return ink, cv2.GaussianBlur(lines, soft, 0), cv2.GaussianBlur(digits, soft, 0)
-
-
-def test_a_faint_net_leaves_the_mask_but_not_the_digits() -> None:
-    from vision.segment import threshold_ink
-
-    ink, lines, digits = _net_and_digits(0.2)
-    mask, faint = threshold_ink(ink)
-    grid = (lines > 0.1) & (digits == 0)
-    assert mask[digits > 0.4].all()
-    assert not mask[grid].any()
-    assert faint[grid].mean() > 0.9
-    # Lines as dark as the pen are not faint: they are left to the line filters.
-    ink, lines, digits = _net_and_digits(0.8)
-    mask, faint = threshold_ink(ink)
-    assert mask[(lines > 0.4) & (digits == 0)].all() and not faint.any()
-
-
-def test_pen_on_a_faint_rule_is_kept_and_the_rule_removed() -> None:
-    from vision.segment import remove_rules
-
-    ink = np.zeros((200, 400), np.float32)
-    cv2.line(ink, (0, 100), (399, 100), 0.3, 2)  # a printed rule
-    cv2.rectangle(ink, (350, 99), (380, 101), 0.6, -1)  # a darker stretch of it, alone
-    pen = np.zeros_like(ink)
-    cv2.line(pen, (60, 100), (100, 100), 0.9, 3)  # a 7's bar along the rule
-    cv2.line(pen, (100, 100), (80, 160), 0.9, 3)  # and its stem
-    ink = np.maximum(ink, pen)
-    mask = ink > 0.15
-    clean, _ = remove_rules(mask, 60.0, ink)
-    assert clean[pen > 0].mean() > 0.95
-    assert not clean[100, 150:340].any() and not clean[100, 350:381].any()
-    # Without the ink map the bar goes with the rule.
-    assert clean[98:103, 65:95].sum() > 4 * remove_rules(mask, 60.0)[0][98:103, 65:95].sum()
 
 
 def test_boxes_around_digits_are_not_ones(reader, clear_digits) -> None:
@@ -508,56 +337,6 @@ def test_annotate_and_encode(reader, clear_digits) -> None:
     assert max(annotate(huge, reader.read(huge)).shape[:2]) <= 1600
 
 
-@pytest.mark.parametrize("shape", [(1500, 2000, 3), (961, 1283, 3), (777, 333)])
-def test_downscale_is_an_area_average(shape) -> None:
-    """Halvings then one area resize: the size asked for, and the values INTER_AREA gives."""
-    from vision.segment import downscale
-
-    rng = np.random.default_rng(0)
-    img = cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (0, 0), 3)
-    size = (shape[1] * 3 // 19, shape[0] * 3 // 19)
-    out = downscale(img, size)
-    ref = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    assert out.shape == ref.shape and out.dtype == img.dtype
-    assert np.abs(out.astype(int) - ref.astype(int)).mean() < 2.0
-
-
-def test_typical_height_is_the_writings_not_a_tall_outline() -> None:
-    """Four 40 px digits and the outline of a hard shadow 290 px tall: the digits set the size.
-
-    A shape as sparse as an outline (a few per cent of its box is ink) is left out when it
-    is far taller than the solid shapes, but a lone digit among specks still counts.
-    """
-    from vision.segment import typical_height
-
-    mask = np.zeros((400, 600), np.uint8)
-    for i in range(4):
-        cv2.ellipse(mask, (60 + 60 * i, 70), (12, 18), 0, 0, 360, 1, 4)
-    cv2.polylines(mask, [np.array([(20, 390), (300, 100), (580, 390)], np.int32)], True, 1, 3)
-    assert 38 <= typical_height(mask.astype(bool)) <= 44
-    lone = np.zeros((400, 600), np.uint8)
-    cv2.ellipse(lone, (300, 200), (60, 100), 0, 0, 360, 1, 12)
-    for x in (50, 120, 500):
-        lone[30:38, x : x + 4] = 1  # specks
-    assert typical_height(lone.astype(bool)) > 190
-
-
-def test_faint_shapes_do_not_set_the_digit_height() -> None:
-    """A hard shadow's tip, as tall as five digits but a third as dark, is lighting."""
-    from vision.segment import typical_height
-
-    mask = np.zeros((400, 600), np.uint8)
-    for i in range(4):
-        cv2.ellipse(mask, (60 + 60 * i, 70), (12, 18), 0, 0, 360, 1, 4)
-    ink = mask.astype(np.float32) * 0.7
-    for tip in range(3):  # three filled wedges, more than half the shapes' heights
-        pts = np.array([(300 + 90 * tip, 390), (340 + 90 * tip, 200), (360 + 90 * tip, 390)])
-        cv2.fillPoly(mask, [pts.astype(np.int32)], 1)
-        cv2.fillPoly(ink, [pts.astype(np.int32)], 0.2)
-    assert typical_height(mask.astype(bool)) > 150
-    assert 38 <= typical_height(mask.astype(bool), ink) <= 44
-
-
 def test_small_digits_in_a_column_stay_apart(reader, clear_digits) -> None:
     """A 1 above a 2, each half the writing's height with a clear gap: two digits, not one.
 
@@ -568,49 +347,3 @@ def test_small_digits_in_a_column_stay_apart(reader, clear_digits) -> None:
     small = render("1\n2", clear_digits, height=30, line_gap=1.5)
     img = np.minimum(big, np.roll(small, (150, 200), axis=(0, 1)))
     assert reader.read(img).text == "4567\n1\n2"
-
-
-def test_touching_digits_try_the_thinnest_cuts_first(reader, clear_digits, monkeypatch) -> None:
-    """Barely touching digits part at their thinnest columns: the first, small search
-    reads them, with a fraction of the crops the full search classifies."""
-    import vision.segment as segment
-
-    img = render("5076", clear_digits, gap=-0.03, height=80)
-
-    def run() -> tuple[str, int]:
-        crops: list[int] = []
-
-        def scorer(x: np.ndarray) -> np.ndarray:
-            crops.append(len(x))
-            return reader.classifier.classify(x)
-
-        seg = segment.segment(img, scorer)
-        return "".join(str(int(np.argmax(c.probs))) for c in seg.digits), sum(crops)
-
-    text, quick = run()
-    monkeypatch.setattr(segment, "QUICK_CONFIDENCE", 2.0)  # never good enough: full search
-    monkeypatch.setattr(segment, "QUICK_WHOLE_CONFIDENCE", 2.0)
-    full_text, full = run()
-    assert text == full_text == "5076"
-    assert quick < 0.5 * full, (quick, full)
-
-
-def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
-    from vision.segment import _candidates_from_mask, ink_map, split_best, threshold_ink
-
-    img = render("45", clear_digits, gap=-0.15, height=80)
-    ink = ink_map(img)
-    (shape,) = [c for c in _candidates_from_mask(threshold_ink(ink)[0]) if c.h > 40]
-    assert shape.w > 1.2 * shape.h  # the two digits touch
-    crops: list[int] = []
-
-    def scorer(x: np.ndarray) -> np.ndarray:
-        crops.append(len(x))
-        return reader.classifier.classify(x)
-
-    scored: dict = {}
-    first = split_best(shape, ink, scorer, max_cuts=2, scored=scored)
-    assert sum(crops) > 0
-    crops.clear()
-    again = split_best(shape, ink, scorer, max_cuts=2, scored=scored)
-    assert crops == [] and [(p.x, p.w) for p in again] == [(p.x, p.w) for p in first]

@@ -1,0 +1,118 @@
+"""Find the handwritten digits in a photo or scan and group them into numbers and lines.
+
+The steps, each answering something real photos contain:
+
+1. Work at a bounded resolution: large photos are shrunk, tiny crops (a 60×35 px cell of
+   a form) are enlarged so strokes are several pixels wide. A quick probe on a 320 px
+   copy measures the writing; large writing is worked on at about 48 px digit height,
+   which is as accurate and several times faster. The size estimate ignores outlines
+   (a hard shadow's edge) far taller than the solid shapes, and shapes far fainter than
+   the writing (a shadow's tip).
+2. Ink map: each colour channel is divided by its background (a morphological closing
+   half a digit tall, so it follows shadow edges; the probe's or a first pass's digit
+   height sets it), which flattens uneven light and makes coloured paper white; the
+   darkest channel is kept as ink, so any pen colour shows. Light-on-dark input is
+   detected and inverted.
+3. Two thresholds with hysteresis: a firm one finds strokes, a softer one recovers their
+   faint parts. Faint lines that join into a net over the page (squared paper, a form,
+   photographed at a slant) are thresholded again between their ink and the pen's; the
+   lines dropped still separate the numbers in a form's cells.
+4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
+   that join two removed lines), and the strokes they crossed are reconnected; on lines
+   printed lighter than the pen, the pen's own strokes are kept.
+5. Components are filtered by size relative to the median digit height and by ink
+   (far fainter than the writing, or fainter and bolder: a shadow's wedge), fragments are
+   merged (the hat of a 5, a broken 4; not two small digits in a column, nor a remnant
+   of a rule). The rim of a dark region (the desk at a torn paper edge) is dropped, as is
+   an unreadable shape cut by the image's border. Touching digits are split along
+   cut paths through the faintest ink into the sequence of pieces the classifier scores
+   best (dynamic programming; the thinnest cuts are tried first), and digits are chained
+   into lines by their neighbours, so slanted lines survive; a large gap or a removed
+   wall separates two numbers on one line.
+
+The modules follow the steps: `resolution` (1), `ink` (2, 3, and the digit height every
+later size is relative to), `lines` (4), then `filters`, `split` and `layout` (5).
+`candidates` holds the candidate type and the crops the classifier reads, `components`
+the connected-component helpers; `segment` below runs the steps in order.
+
+"The classifier" here is whatever `Scorer` the caller passes. `DigitReader` passes its
+fixed segmenter model: the thresholds in these modules are tuned to its confidences.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vision.segment.candidates import (
+    Candidate,
+    Scorer,
+    Segmentation,
+    SegmentationError,
+    candidates_from_mask,
+    merge,
+    score_candidates,
+)
+from vision.segment.filters import (
+    drop_blobs,
+    drop_faint,
+    drop_noise,
+    drop_rims,
+    drop_unsure_at_border,
+    merge_fragments,
+)
+from vision.segment.ink import ink_and_mask, typical_height
+from vision.segment.layout import chain_lines, split_numbers
+from vision.segment.lines import open_lines, remove_rules
+from vision.segment.resolution import MAX_SIDE, working_image
+from vision.segment.split import merge_checked, split_best, split_touching
+
+__all__ = [
+    "MAX_SIDE",
+    "Candidate",
+    "Scorer",
+    "Segmentation",
+    "SegmentationError",
+    "chain_lines",
+    "merge",
+    "score_candidates",
+    "segment",
+    "split_best",
+    "split_numbers",
+]
+
+
+def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
+    """Find, clean, split and group the digits of a BGR or grey uint8 image."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    work, scale, probed_h = working_image(image)
+    layers = ink_and_mask(work, probed_h)
+    ink, mask, digit_h = layers.ink, layers.mask, layers.digit_h
+    if digit_h <= 0:
+        return Segmentation([], scale, ink, mask)
+    clean, walls = remove_rules(mask, digit_h, ink)
+    if layers.faint_lines.any():
+        # A faint grid's cell walls still part the numbers in them (a form, a table).
+        upright = open_lines(layers.faint_lines.astype(np.uint8), round(0.8 * digit_h), 1)
+        walls = walls | upright.astype(bool)
+    cands = candidates_from_mask(clean)
+    digit_h = typical_height(clean) or digit_h
+    cands = [c for c in cands if c.h >= 0.25 * digit_h or c.w >= 0.25 * digit_h]
+    cands = merge_fragments(cands, digit_h)
+    cands = drop_noise(cands, digit_h, clean.shape)
+    cands = drop_blobs(cands, digit_h)
+    cands = drop_faint(cands, ink)
+    cands = drop_rims(cands, work, digit_h)
+    cands = drop_unsure_at_border(cands, ink, scorer)
+    if not cands:
+        return Segmentation([], scale, ink, clean)
+    digit_h = float(np.median([c.h for c in cands]))
+    narrow = [c.w for c in cands if c.w < c.h]
+    digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
+    cands = split_touching(cands, digit_w, ink, scorer)
+    score_candidates(cands, ink, scorer)
+    cands = merge_checked(cands, digit_h, ink, scorer)
+    lines = chain_lines(cands, digit_h)
+    grouped = [split_numbers(line, walls) for line in lines]
+    return Segmentation(grouped, scale, ink, clean)

@@ -1,0 +1,243 @@
+"""Step 5: touching digits split into the pieces the classifier reads best."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vision.segment.candidates import Candidate, Scorer, merge, score_candidates
+
+# Splitting touching digits: a first pass tries one cut per QUICK_CUT_WIDTH of the
+# shape's aspect ratio and is kept when every piece is at least QUICK_CONFIDENCE sure,
+# or, when it keeps the shape whole, the whole is at least QUICK_WHOLE_CONFIDENCE sure
+# (a confident "9" read from a touching "01" must not stop the full search).
+QUICK_CUT_WIDTH = 0.6
+QUICK_CONFIDENCE = 0.9
+QUICK_WHOLE_CONFIDENCE = 0.95
+# A piece of a shape, by its box and mask: split passes over one shape share its scores.
+PieceKey = tuple[int, int, int, int, bytes]
+
+
+def _piece(cand: Candidate, left: np.ndarray, right: np.ndarray) -> Candidate | None:
+    """The ink of a candidate between two cut paths (one column per row), tight."""
+    xs = np.arange(cand.w)
+    sub = cand.mask & (xs >= left[:, None]) & (xs < right[:, None])
+    ys, xs_ = np.nonzero(sub)
+    if ys.size == 0:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs_.min(), xs_.max() + 1
+    return Candidate(cand.x + x0, cand.y + y0, x1 - x0, y1 - y0, sub[y0:y1, x0:x1].copy())
+
+
+def cut_paths(weight: np.ndarray, cols: Sequence[int], band: int) -> list[np.ndarray]:
+    """For each column, the top-to-bottom path near it crossing the least ink.
+
+    `weight` is the shape's ink per pixel (0 off the shape). Touching digits rarely meet
+    along a straight vertical line (two zeros written in one stroke overlap); a path that
+    may bend by one pixel per row follows the gap between. All columns are solved
+    together, one row at a time (dynamic programming).
+    """
+    h, w = weight.shape
+    if not cols:
+        return []
+    offsets = np.arange(-band, band + 1)
+    xs = np.asarray(cols)[:, None] + offsets[None, :]  # [cuts, 2·band+1]
+    valid = (xs >= 0) & (xs < w)
+    xs_c = np.clip(xs, 0, w - 1)
+    ink = np.where(valid[None], weight[:, xs_c].astype(np.float32), np.inf)  # [h, cuts, n]
+    drift = 0.02 * np.abs(offsets)[None, :]
+    moves = np.zeros(ink.shape, np.int8)
+    # The cost of the best path to each position, with an unreachable column either side.
+    padded = np.full((len(cols), len(offsets) + 2), np.inf)
+    padded[:, 1:-1] = ink[0] + drift
+    for y in range(1, h):
+        left, centre, right = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
+        # From the left on a tie, then straight down: the first of equal predecessors.
+        go_left = (left <= centre) & (left <= right)
+        go_right = ~go_left & (right < centre)
+        moves[y] = go_right.view(np.int8) - go_left.view(np.int8)
+        padded[:, 1:-1] = np.minimum(np.minimum(left, centre), right) + ink[y] + drift
+    cost = padded[:, 1:-1]
+    paths = []
+    for k in range(len(cols)):
+        path = np.empty(h, np.int64)
+        x = int(np.argmin(cost[k]))
+        for y in range(h - 1, -1, -1):
+            path[y] = xs_c[k, x]
+            x += int(moves[y, k, x])
+        paths.append(path)
+    return paths
+
+
+def cut_columns(weight: np.ndarray, max_cuts: int | None = None) -> list[int]:
+    """Columns (relative to the box) where a cut crosses little ink: the candidate cuts.
+
+    Local minima of the shape's ink profile (`weight`, as for `cut_paths`), thinnest
+    first, a few per digit the shape may hold (at most `max_cuts` when given).
+    """
+    h, w = weight.shape
+    proj = np.convolve(weight.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
+    margin = max(2, round(0.1 * h))
+    if w - 2 * margin < 1:
+        return []
+    sep = max(2, round(0.12 * h))
+    if max_cuts is None:
+        max_cuts = round(2 + 2.5 * w / max(1, h))
+    cols = np.arange(margin, w - margin)
+    half = max(1, sep // 2)
+    padded = np.pad(proj, half, mode="edge")
+    window_min = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1).min(axis=1)
+    minima = cols[proj[cols] <= window_min[cols]]
+    rest = cols[proj[cols] > window_min[cols]]
+    chosen: list[int] = []
+    for group in (minima, rest):
+        for col in group[np.argsort(proj[group], kind="stable")]:
+            if len(chosen) >= max_cuts:
+                break
+            if all(abs(int(col) - c) >= sep for c in chosen):
+                chosen.append(int(col))
+    return sorted(chosen)
+
+
+def _piece_prior(p: Candidate, whole: Candidate) -> float:
+    """Log-score penalty for shapes rarely a digit: a sliver that is not a confident 1."""
+    one = int(np.argmax(p.probs)) == 1
+    if p.w < 0.15 * whole.h:
+        tall_one = one and p.confidence > 0.9 and p.h > 0.8 * whole.h
+        return 0.0 if tall_one else 0.5
+    if p.h < 0.5 * whole.h:
+        return 0.5  # a fragment, not a digit of the run
+    if one and p.h < 0.7 * whole.h:
+        return 0.5  # a stroke of its neighbour (a 4's bar, a 1's flag): a 1 is full height
+    return 0.0
+
+
+def split_best(
+    c: Candidate,
+    ink: np.ndarray,
+    scorer: Scorer,
+    force: int | None = None,
+    max_cuts: int | None = None,
+    scored: dict[PieceKey, Candidate] | None = None,
+) -> list[Candidate]:
+    """The best reading of a shape as 1..N digits side by side, by the classifier's score.
+
+    Cuts are tried at low-ink columns; every piece between two cuts is classified once (in
+    one batch) and the best sequence of pieces is found by dynamic programming. Each extra
+    cut must earn its place, and a very wide shape as one digit is penalised. With `force`,
+    exactly that many pieces (or the whole, if no such cut exists). `max_cuts` limits the
+    cuts tried to that many of the thinnest; `scored` carries pieces already classified
+    from one call to the next on the same shape.
+    """
+    aspect = c.w / max(1, c.h)
+    band = max(1, round(0.12 * c.h))
+    # Cut where the ink is weakest, not only where the mask is thinnest: blurred digits
+    # touch through their soft halos, as wide in the mask as a stroke but much fainter.
+    weight = c.mask * ink[c.y : c.y2, c.x : c.x2]
+    paths = [np.zeros(c.h, np.int64)]
+    paths += cut_paths(weight, cut_columns(weight, max_cuts), band)
+    paths.append(np.full(c.h, c.w, np.int64))
+    pos = [int(np.median(p)) for p in paths]
+    last = len(pos) - 1
+    max_pieces = force or max(2, min(6, int(np.ceil(aspect * 1.6))))
+    pieces: dict[tuple[int, int], Candidate] = {}
+    for i in range(last):
+        for j in range(i + 1, last + 1):
+            if (i, j) == (0, last):
+                continue
+            width = pos[j] - pos[i]
+            if width > 1.4 * c.h:
+                break
+            p = _piece(c, paths[i], paths[j])
+            if p is not None and p.w >= 0.05 * c.h:
+                pieces[(i, j)] = p
+    if not pieces:
+        return [c]
+    if scored is not None:
+        for key, p in pieces.items():
+            seen = scored.setdefault((p.x, p.y, p.w, p.h, p.mask.tobytes()), p)
+            pieces[key] = seen
+    score_candidates([c, *pieces.values()], ink, scorer)
+
+    def log_conf(p: Candidate) -> float:
+        return float(np.log(max(p.confidence, 1e-6))) - _piece_prior(p, c)
+
+    # best[j][n]: best score covering columns pos[0]..pos[j] with n pieces.
+    best: list[dict[int, tuple[float, list[Candidate]]]] = [{} for _ in pos]
+    best[0][0] = (0.0, [])
+    for j in range(1, last + 1):
+        for i in range(j):
+            p = pieces.get((i, j))
+            if p is None:
+                continue
+            for n, (score, seq) in best[i].items():
+                if n + 1 > max_pieces:
+                    continue
+                cand_score = score + log_conf(p)
+                if n + 1 not in best[j] or cand_score > best[j][n + 1][0]:
+                    best[j][n + 1] = (cand_score, [*seq, p])
+    if force:
+        return best[last][force][1] if force in best[last] else [c]
+    whole = float(np.log(max(c.confidence, 1e-6))) - 0.25 * max(0.0, aspect - 1.1)
+    choice, choice_score = [c], whole
+    for n, (score, seq) in best[last].items():
+        # A cut must earn its place: one wide digit (a 2 with a long base) is common.
+        score -= (n - 1) * (0.02 + 0.15 * max(0.0, 1.4 - aspect))
+        if score > choice_score:
+            choice, choice_score = seq, score
+    return choice
+
+
+def split_touching(
+    cands: list[Candidate], digit_w: float, ink: np.ndarray, scorer: Scorer
+) -> list[Candidate]:
+    """Split candidates too wide for one digit where the classifier agrees best.
+
+    Most touching digits part at the thinnest columns: those few cuts are tried first
+    (a fraction of the crops to classify), and the full search runs unless they split
+    the shape into pieces that are all confident digits.
+    """
+    out = []
+    for c in cands:
+        aspect = c.w / max(1, c.h)
+        wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
+        if not wide:
+            out.append(c)
+            continue
+        scored: dict[PieceKey, Candidate] = {}
+        cuts = max(1, round(aspect / QUICK_CUT_WIDTH))
+        quick = split_best(c, ink, scorer, max_cuts=cuts, scored=scored)
+        # Kept whole, the shape must be a surer digit than a piece must be.
+        need = QUICK_CONFIDENCE if len(quick) > 1 else QUICK_WHOLE_CONFIDENCE
+        if min(p.confidence for p in quick) >= need:
+            out.extend(quick)
+        else:
+            out.extend(split_best(c, ink, scorer, scored=scored))
+    return out
+
+
+def merge_checked(
+    cands: list[Candidate], digit_h: float, ink: np.ndarray, scorer: Scorer
+) -> list[Candidate]:
+    """Merge side-by-side fragments (an open 4) when the classifier prefers the whole."""
+    cands = sorted(cands, key=lambda c: c.x)
+    i = 0
+    while i < len(cands) - 1:
+        a, b = cands[i], cands[i + 1]
+        gap = b.x - a.x2
+        v_overlap = min(a.y2, b.y2) - max(a.y, b.y)
+        union = merge(a, b)
+        plausible = (
+            gap <= 0.2 * digit_h
+            and v_overlap > 0.3 * min(a.h, b.h)
+            and union.w <= 0.9 * union.h
+            and (min(a.h, b.h) < 0.75 * union.h or min(a.confidence, b.confidence) < 0.8)
+        )
+        if plausible:
+            score_candidates([union], ink, scorer)
+            if union.confidence > 0.9 and union.confidence > min(a.confidence, b.confidence):
+                cands[i : i + 2] = [union]
+                continue
+        i += 1
+    return cands
