@@ -10,6 +10,7 @@ request in flight finishes on the model it started with and none is dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -44,12 +45,24 @@ class LoadedModel:
         return f"{self.version}:{self.sha256}"
 
 
+@functools.cache
+def shipped_segmenter() -> Any:
+    """The fixed model that scores shapes while cutting (vision.DigitClassifier).
+
+    Every classifier the bot activates reads with the same segmenter, so one copy per
+    process serves them all (classify is thread-safe).
+    """
+    from vision.classifier import SEGMENTER_MODEL_PATH, DigitClassifier
+
+    return DigitClassifier.load(SEGMENTER_MODEL_PATH)
+
+
 def _load_reader(path: Path | None) -> Any:
     from vision.classifier import DigitClassifier
     from vision.reader import DigitReader
 
     classifier = DigitClassifier.load(path)
-    return DigitReader.load(model=classifier)
+    return DigitReader.load(model=classifier, segmenter=shipped_segmenter())
 
 
 def _reader_sha(reader: Any) -> str:

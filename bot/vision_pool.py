@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import service
-from bot.models import LoadedModel
+from bot.models import LoadedModel, shipped_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _read_in_process(file: str | None, key: str, data: bytes, max_pages: int) ->
     if reader is None:
         from vision.reader import DigitReader
 
-        reader = DigitReader.load(Path(file) if file else None)
+        reader = DigitReader.load(Path(file) if file else None, segmenter=shipped_segmenter())
         _readers[key] = reader
         while len(_readers) > 2:
             _readers.popitem(last=False)

@@ -91,6 +91,7 @@ async def test_hot_swap_under_concurrent_reads(
 
     assert not errors
     assert manager.current.version == version and manager.swaps == 1
+    assert manager.current.reader.segmenter is old.reader.segmenter  # loaded once
     every = [item for out in seen for item in out]
     assert {text for _, text in every} == {"5821"}  # no read failed or went wrong
     assert {v for v, _ in every} == {old.version, version}
