@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crops": ("training.cli_crops", "reader-cut training crops from photos of MNIST train digits"),
     "evaluate": ("training.cli_evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
     "read": ("vision.cli", "read handwritten numbers in photos, scans and PDFs"),
+    "samples": ("training.synth", "regenerate the synthetic sample photos in samples/"),
     "bench read": ("training.bench_read", "reader accuracy and latency: synthetic + real photos"),
     "bench classify": ("training.bench_classify", "classification throughput (digits/s)"),
     "bench train": ("training.bench_train", "seconds until 99.0 % MNIST test accuracy"),

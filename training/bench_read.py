@@ -90,9 +90,9 @@ def bench_synthetic(reader: Any, mnist_test: Any, n: int, seed: int) -> tuple[Sc
     The ceiling classifies the pristine MNIST digits each photo was drawn from: what a
     perfect segmentation of undamaged digits would score with this model.
     """
-    from training.synth import _pool, generate_photo
+    from training.synth import digit_pool, generate_photo
 
-    pool = _pool(mnist_test)
+    pool = digit_pool(mnist_test)
     rng = np.random.default_rng(seed)
     score, big = Score("synthetic"), Score("synthetic 1280x960")
     ceiling = Score(CEILING)

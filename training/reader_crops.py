@@ -21,7 +21,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.synth import INKS, PAPERS, SIZES, _digit_alpha, _lighting, _paper, camera_jpeg
+from training.synth import (
+    INKS,
+    PAPERS,
+    SIZES,
+    camera_jpeg,
+    digit_alpha,
+    paper_texture,
+    uneven_light,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ def draw_page(
     w, h = SIZES[rng.integers(len(SIZES))]
     n_lines = int(rng.choice([1, 2, 3]))
     digit_h = max(24, int(rng.uniform(0.05, 0.25 if n_lines == 1 else 0.16) * h))
-    paper = _paper(w, h, digit_h, rng)
+    paper = paper_texture(w, h, digit_h, rng)
     ink = np.array(INKS[rng.integers(len(INKS))], np.float32) + rng.normal(0, 8, 3)
     canvas = np.zeros((h, w), np.float32)
     boxes: list[Box] = []
@@ -78,7 +86,7 @@ def draw_page(
         x = 0.06 * w + rng.uniform(0, 0.1) * w
         while True:
             idx = int(rng.integers(len(images)))
-            alpha = _digit_alpha(images[idx], int(digit_h * rng.uniform(0.85, 1.1)), rng)
+            alpha = digit_alpha(images[idx], int(digit_h * rng.uniform(0.85, 1.1)), rng)
             ah, aw = alpha.shape
             if x + aw > 0.94 * w:
                 break
@@ -91,7 +99,7 @@ def draw_page(
                 x += rng.uniform(1.0, 2.0) * digit_h  # the next number
         y += digit_h * rng.uniform(1.5, 2.0)
     a = canvas[..., None] * rng.uniform(0.75, 1.0)
-    img = _lighting(paper * (1 - a) + ink * a, rng)
+    img = uneven_light(paper * (1 - a) + ink * a, rng)
     m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-4, 4), 1.0)
     img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
     turned: list[Box] = []
@@ -111,7 +119,7 @@ def draw_cell(
     alphas, digit_labels = [], []
     for _ in range(int(rng.integers(1, 7))):
         idx = int(rng.integers(len(images)))
-        alphas.append(_digit_alpha(images[idx], int(digit_h * rng.uniform(0.85, 1.1)), rng))
+        alphas.append(digit_alpha(images[idx], int(digit_h * rng.uniform(0.85, 1.1)), rng))
         digit_labels.append(int(labels[idx]))
     pad_x, pad_y = int(rng.uniform(0.3, 1.0) * digit_h), int(rng.uniform(0.2, 0.6) * digit_h)
     gaps = [int(rng.uniform(0.1, 0.45) * digit_h) for _ in alphas]

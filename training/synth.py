@@ -6,7 +6,7 @@ of paper have: paper colour and texture, ruled or squared paper, uneven light an
 shadow, perspective, blur, noise and JPEG artefacts, blue or black ink, varied digit size
 and spacing, some touching pairs, several numbers and lines.
 
-Regenerate the committed samples with `python -m training.synth samples/`.
+Regenerate the committed samples with `digits samples`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from digits.settings import Settings
+
 log = logging.getLogger(__name__)
 
 SIZES = ((1280, 960), (1280, 960), (1280, 960), (1024, 768), (800, 600), (640, 480))
@@ -26,7 +28,7 @@ PAPERS = ((245, 245, 245), (225, 238, 246), (215, 230, 235), (200, 200, 200), (2
 INKS = ((120, 30, 20), (150, 60, 25), (30, 30, 30), (60, 50, 45), (90, 20, 10))  # BGR blues/blacks
 
 
-def _digit_alpha(img28: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
+def digit_alpha(img28: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
     """A tight MNIST digit scaled to `height` px, as alpha in [0, 1]."""
     ys, xs = np.nonzero(img28 > 30)
     crop = img28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255.0
@@ -58,7 +60,7 @@ def _pen_width(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.n
     return cv2.dilate(alpha, k)
 
 
-def _paper(w: int, h: int, digit_h: int, rng: np.random.Generator) -> np.ndarray:
+def paper_texture(w: int, h: int, digit_h: int, rng: np.random.Generator) -> np.ndarray:
     """Paper with texture; ruled or squared at a spacing that suits the writing's size.
 
     People write between the rules of lined paper (digits about 0.55-0.85 of the spacing)
@@ -84,7 +86,8 @@ def _paper(w: int, h: int, digit_h: int, rng: np.random.Generator) -> np.ndarray
     return paper
 
 
-def _lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def uneven_light(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A light gradient, a vignette and, sometimes, a soft shadow over a float image."""
     h, w = img.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     gx, gy = rng.uniform(-0.35, 0.35, 2)
@@ -154,7 +157,7 @@ def generate_photo(
     n_lines = int(rng.choice([1, 1, 2, 2, 3]))
     digit_h = int(rng.uniform(0.05, 0.28 if n_lines == 1 else 0.17) * h)
     digit_h = max(digit_h, 24)
-    paper = _paper(w, h, digit_h, rng)
+    paper = paper_texture(w, h, digit_h, rng)
     ink = np.array(INKS[rng.integers(len(INKS))], np.float32) + rng.normal(0, 8, 3)
     alpha_canvas = np.zeros((h, w), np.float32)
     line_gap = digit_h * rng.uniform(1.5, 2.0)
@@ -176,7 +179,7 @@ def generate_photo(
             for _ in range(n_digits):
                 idx = int(rng.integers(len(images)))
                 dh = int(digit_h * rng.uniform(0.85, 1.1))
-                alpha = _digit_alpha(images[idx], dh, rng)
+                alpha = digit_alpha(images[idx], dh, rng)
                 aw = alpha.shape[1]
                 if x + aw > w - margin:
                     break
@@ -199,7 +202,7 @@ def generate_photo(
             text_lines.append(" ".join(numbers))
     if not text_lines:  # always at least one digit
         idx = int(rng.integers(len(images)))
-        alpha = _digit_alpha(images[idx], digit_h, rng)
+        alpha = digit_alpha(images[idx], digit_h, rng)
         y0, x0 = int(0.3 * h), int(0.3 * w)
         alpha_canvas[y0 : y0 + alpha.shape[0], x0 : x0 + alpha.shape[1]] = alpha
         text_lines = [str(int(labels[idx]))]
@@ -207,7 +210,7 @@ def generate_photo(
     strength = rng.uniform(0.75, 1.0)
     a = alpha_canvas[..., None] * strength
     img = paper * (1 - a) + ink * a
-    img = _lighting(img, rng)
+    img = uneven_light(img, rng)
     img = _perspective(img, rng, fill=paper[0, 0] * 0.5)
     data = camera_jpeg(img, rng, max_blur=1.3)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -220,12 +223,13 @@ def generate_set(
     n: int, seed: int, mnist_test: tuple[np.ndarray, np.ndarray] | object
 ) -> list[tuple[np.ndarray, str]]:
     """`n` photos from MNIST test digits (a `Split` or an (images, labels) pair)."""
-    pool = _pool(mnist_test)
+    pool = digit_pool(mnist_test)
     rng = np.random.default_rng(seed)
     return [generate_photo(rng, pool) for _ in range(n)]
 
 
-def _pool(mnist_test: tuple[np.ndarray, np.ndarray] | object) -> tuple[np.ndarray, np.ndarray]:
+def digit_pool(mnist_test: tuple[np.ndarray, np.ndarray] | object) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of an MNIST split, or of such a tuple as given."""
     if isinstance(mnist_test, tuple):
         return mnist_test
     return mnist_test.images, mnist_test.labels  # type: ignore[attr-defined]
@@ -252,21 +256,17 @@ def write_samples(out_dir: Path, mnist_test: object, n: int = 6, seed: int = SAM
         writer.writerows(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out_dir", type=Path, nargs="?", default=Path("samples"))
+    parser.add_argument("-n", type=int, default=6, help="how many photos (default 6)")
+    parser.add_argument("--mnist-dir", type=Path, default=None)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """`digits samples [OUT_DIR]`: regenerate the sample photos and their expected.csv."""
     from training.mnist import load_mnist
 
-    parser = argparse.ArgumentParser(description="regenerate the sample photos")
-    parser.add_argument("out_dir", type=Path, nargs="?", default=Path("samples"))
-    parser.add_argument("--mnist-dir", type=Path, default=None)
-    parser.add_argument("-n", type=int, default=6)
-    args = parser.parse_args(argv)
-    from digits.settings import Settings
-
-    mnist_dir = args.mnist_dir or Settings.from_env().mnist_dir
-    _, test = load_mnist(mnist_dir, allow_download=False)
+    _, test = load_mnist(args.mnist_dir or settings.mnist_dir)
     write_samples(args.out_dir, test, n=args.n)
+    log.info("wrote %d sample photos and expected.csv to %s", args.n, args.out_dir)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

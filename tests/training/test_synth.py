@@ -28,3 +28,18 @@ def test_same_seed_same_photo(mnist) -> None:
     a_img, a_text = generate_photo(np.random.default_rng(3), pool)
     b_img, b_text = generate_photo(np.random.default_rng(3), pool)
     assert a_text == b_text and np.array_equal(a_img, b_img)
+
+
+def test_committed_samples_are_what_the_generator_makes(mnist, tmp_path) -> None:
+    """`digits samples` rebuilds samples/: the same numbers in the same photos."""
+    from pathlib import Path
+
+    from training.synth import write_samples
+
+    _, test = mnist
+    write_samples(tmp_path, test)
+    committed = Path(__file__).resolve().parents[2] / "samples"
+    assert (tmp_path / "expected.csv").read_text() == (committed / "expected.csv").read_text()
+    assert sorted(p.name for p in tmp_path.glob("*.jpg")) == sorted(
+        p.name for p in committed.glob("*.jpg")
+    )
