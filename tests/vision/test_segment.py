@@ -277,3 +277,18 @@ def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> No
     crops.clear()
     again = split_best(shape, ink, scorer, max_cuts=2, scored=scored)
     assert crops == [] and [(p.x, p.w) for p in again] == [(p.x, p.w) for p in first]
+
+
+@pytest.mark.parametrize("dropped", [0.05, 0.9])
+def test_select_keeps_the_flagged_components(dropped: float) -> None:
+    """Few dropped components are cleared in their boxes, many by a label lookup: the same."""
+    from vision.segment.components import components, select
+
+    rng = np.random.default_rng(5)
+    mask = cv2.dilate((rng.random((120, 160)) < 0.01).astype(np.uint8), np.ones((3, 3), np.uint8))
+    n, labels, stats = components(mask)
+    assert n > 40
+    keep = rng.random(n) >= dropped
+    keep[0] = True  # the background is never selected, whatever its flag
+    expected = np.isin(labels, np.nonzero(keep)[0]) & (labels > 0)
+    assert np.array_equal(select(labels, stats, keep), expected)

@@ -28,3 +28,22 @@ def labels_holding(labels: np.ndarray, n: int, seeds: np.ndarray) -> np.ndarray:
     keep[labels[seeds]] = True
     keep[0] = False
     return keep
+
+
+def select(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Bool mask of the components that `keep` flags, by label (label 0 never counts).
+
+    Usually only a few components are dropped: clearing them in their boxes is several
+    times faster than looking up every pixel's label, which remains the way for many.
+    """
+    drop = np.nonzero(~keep[1:])[0] + 1
+    if drop.size > 32:
+        out = np.take(keep, labels)
+        out[labels == 0] = False
+        return out
+    out = labels > 0
+    for i in drop:
+        x, y, w, h = stats[i, :4]
+        box = out[y : y + h, x : x + w]
+        box[labels[y : y + h, x : x + w] == i] = False
+    return out

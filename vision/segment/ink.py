@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vision.normalize import quantile
-from vision.segment.components import components, holding, labels_holding
+from vision.segment.components import components, holding, labels_holding, select
 from vision.segment.lines import long_lines
 
 # The background closing spans about this many digit heights: wide enough to erase any
@@ -83,7 +83,7 @@ def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool, kernel: int) ->
         bg = _background(c, dark_ink, kernel)
         if not dark_ink:  # light writing on a dark page: measure the departure from it
             c, bg = 255.0 - c, 255.0 - bg
-        r = c / np.maximum(bg, 8.0)
+        r = np.divide(c, np.maximum(bg, 8.0, out=bg), out=c)  # in place: fresh arrays
         ratio = r if ratio is None else np.minimum(ratio, r, out=ratio)
     assert ratio is not None
     return np.clip(1.0 - ratio, 0.0, 1.0)
@@ -142,7 +142,7 @@ def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     soft = (ink > max(0.09, hi * 0.5)).astype(np.uint8)
     n, labels, stats = components(soft)
     firm = labels_holding(labels, n, ink > hi)
-    mask = np.take(firm, labels)
+    mask = select(labels, stats, firm)
     faint = np.zeros_like(mask)
     H, W = mask.shape
     box = stats[:, 2] * stats[:, 3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vision.segment.components import components, holding
+from vision.segment.components import components, holding, select
 
 # Ink this many times a printed line's own level, on the line, is the pen crossing it.
 PEN_OVER_LINE = 1.4
@@ -159,13 +159,5 @@ def _thin_only(lines: np.ndarray, max_t: int, axis: int) -> np.ndarray:
     if not lines.any():
         return lines
     _, labels, stats = components(lines)
-    length = np.maximum(stats[1:, 2 if axis == 0 else 3], 1)
-    thick = np.nonzero(stats[1:, 4] / length > max_t)[0] + 1
-    if not thick.size:
-        return lines
-    out = lines.copy()
-    for i in thick:  # few: clearing each in its box beats relabelling the whole image
-        x, y, w, h = stats[i, :4]
-        box = out[y : y + h, x : x + w]
-        box[labels[y : y + h, x : x + w] == i] = 0
-    return out
+    length = np.maximum(stats[:, 2 if axis == 0 else 3], 1)
+    return select(labels, stats, stats[:, 4] / length <= max_t).view(np.uint8)
