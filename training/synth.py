@@ -15,11 +15,13 @@ import argparse
 import csv
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from digits.settings import Settings
+if TYPE_CHECKING:
+    from digits.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +177,6 @@ def generate_photo(
         for _ in range(n_numbers):
             n_digits = int(rng.integers(1, 13))
             placed = ""
-            start_x = x
             for _ in range(n_digits):
                 idx = int(rng.integers(len(images)))
                 dh = int(digit_h * rng.uniform(0.85, 1.1))
@@ -197,7 +198,6 @@ def generate_photo(
                 x += rng.uniform(1.6, 2.6) * digit_h - 0.2 * digit_h
             if x > w - margin - digit_h:
                 break
-            del start_x
         if numbers:
             text_lines.append(" ".join(numbers))
     if not text_lines:  # always at least one digit

@@ -18,8 +18,8 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 def holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The components of `mask` that hold a pixel of `seeds` (bool masks)."""
-    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    return np.take(labels_holding(labels, n, seeds), labels)
+    n, labels, stats = components(mask)
+    return select(labels, stats, labels_holding(labels, n, seeds))
 
 
 def labels_holding(labels: np.ndarray, n: int, seeds: np.ndarray) -> np.ndarray:
@@ -38,9 +38,9 @@ def select(labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> np.ndarra
     """
     drop = np.nonzero(~keep[1:])[0] + 1
     if drop.size > 32:
-        out = np.take(keep, labels)
-        out[labels == 0] = False
-        return out
+        flags = np.array(keep, bool)
+        flags[0] = False
+        return np.take(flags, labels)
     out = labels > 0
     for i in drop:
         x, y, w, h = stats[i, :4]

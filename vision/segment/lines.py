@@ -88,14 +88,15 @@ def remove_rules(
     if horiz.any():
         hb = cv2.dilate(horiz, np.ones((5, 3), np.uint8)).astype(bool)
         n, labels, stats = components(clean)
+        wall = np.zeros(n, bool)
         for i in range(1, n):
             x, y, w, h, _ = stats[i]
             if h < 4 or w > 0.35 * h:
                 continue
             top = hb[max(0, y - 2) : y + 2, x : x + w].any()
             bottom = hb[max(0, y + h - 2) : min(H, y + h + 2), x : x + w].any()
-            if top and bottom:
-                walls[labels == i] = True
+            wall[i] = top and bottom
+        walls = select(labels, stats, wall)
         clean &= ~walls
     # Reconnect strokes the lines crossed: close gaps only where ink lies on both sides.
     clean = _bridge(clean, horiz, vert, max(3, max_t + 4))
@@ -121,7 +122,6 @@ def _pen_over_lines(mask: np.ndarray, lines: np.ndarray, ink: np.ndarray) -> np.
 
 def _hough_lines(m: np.ndarray, length: int, digit_h: float) -> tuple[np.ndarray, np.ndarray]:
     """Masks of long straight segments within 20° of horizontal and of vertical."""
-    _H, _W = m.shape
     horiz = np.zeros_like(m)
     vert = np.zeros_like(m)
     gap = max(2, round(0.04 * digit_h))
@@ -133,7 +133,7 @@ def _hough_lines(m: np.ndarray, length: int, digit_h: float) -> tuple[np.ndarray
     if not long.any():
         return horiz, vert
     segs = cv2.HoughLinesP(
-        m & long[labels].astype(np.uint8),
+        m & select(labels, stats, long).view(np.uint8),
         1,
         np.pi / 180,
         threshold=max(10, length // 2),

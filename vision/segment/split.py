@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from vision.segment.candidates import Candidate, Scorer, merge, score_candidates
@@ -23,11 +24,10 @@ def _piece(cand: Candidate, left: np.ndarray, right: np.ndarray) -> Candidate | 
     """The ink of a candidate between two cut paths (one column per row), tight."""
     xs = np.arange(cand.w)
     sub = cand.mask & (xs >= left[:, None]) & (xs < right[:, None])
-    ys, xs_ = np.nonzero(sub)
-    if ys.size == 0:
+    x0, y0, w, h = cv2.boundingRect(sub.view(np.uint8))
+    if w == 0:
         return None
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs_.min(), xs_.max() + 1
-    return Candidate(cand.x + x0, cand.y + y0, x1 - x0, y1 - y0, sub[y0:y1, x0:x1].copy())
+    return Candidate(cand.x + x0, cand.y + y0, w, h, sub[y0 : y0 + h, x0 : x0 + w].copy())
 
 
 def cut_paths(weight: np.ndarray, cols: Sequence[int], band: int) -> list[np.ndarray]:
@@ -227,14 +227,16 @@ def merge_checked(
         a, b = cands[i], cands[i + 1]
         gap = b.x - a.x2
         v_overlap = min(a.y2, b.y2) - max(a.y, b.y)
-        union = merge(a, b)
+        union_w = max(a.x2, b.x2) - min(a.x, b.x)
+        union_h = max(a.y2, b.y2) - min(a.y, b.y)
         plausible = (
             gap <= 0.2 * digit_h
             and v_overlap > 0.3 * min(a.h, b.h)
-            and union.w <= 0.9 * union.h
-            and (min(a.h, b.h) < 0.75 * union.h or min(a.confidence, b.confidence) < 0.8)
+            and union_w <= 0.9 * union_h
+            and (min(a.h, b.h) < 0.75 * union_h or min(a.confidence, b.confidence) < 0.8)
         )
         if plausible:
+            union = merge(a, b)  # built only for a pair worth classifying
             score_candidates([union], ink, scorer)
             if union.confidence > 0.9 and union.confidence > min(a.confidence, b.confidence):
                 cands[i : i + 2] = [union]
