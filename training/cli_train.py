@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,11 @@ import numpy as np
 from digits.settings import Settings
 from training.augment import AugmentConfig
 from training.mnist import load_mnist
+from training.pairs import MULTI_LABEL, touching_pairs
 from training.reader_crops import CropSet
 from training.train import TrainConfig, save_result, train
 from vision.checkpoint import load_checkpoint
-from vision.model import ModelConfig
+from vision.model import DIGIT_CLASSES, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,21 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="add reader-cut crops (from `digits crops`) to the MNIST training images",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N touching pairs of MNIST train digits as an 11th class, "
+        '"not one digit" (how the reader\'s segmenter is trained)',
+    )
+    parser.add_argument(
+        "--multi-weight",
+        type=float,
+        default=0.15,
+        help="with --pairs: how much the pair class counts when the model reads "
+        "(pairs are rarer on a page than in training)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -66,12 +83,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         images = np.concatenate([images, crops.images])
         labels = np.concatenate([labels, crops.labels])
         data["reader_crops"] = len(crops.labels)
+    if args.pairs < 0 or not args.multi_weight > 0:
+        raise SystemExit("--pairs must be ≥ 0 and --multi-weight positive")
+    if args.pairs:
+        pairs = touching_pairs(train_split.images, train_split.labels, args.pairs, args.seed)
+        images = np.concatenate([images, pairs])
+        labels = np.concatenate([labels, np.full(len(pairs), MULTI_LABEL, labels.dtype)])
+        data["touching_pairs"] = len(pairs)
     init_state = None
     model_config = ModelConfig(channels=tuple(args.channels), hidden=args.hidden)
     if args.init:
         body = load_checkpoint(args.init)
         init_state = body["state_dict"]
         model_config = ModelConfig.from_dict(body["model_config"])
+    classes = DIGIT_CLASSES + 1 if args.pairs else DIGIT_CLASSES
+    if args.init and model_config.classes > classes:
+        raise SystemExit(f"{args.init} has a pair class: fine-tune it with --pairs")
+    model_config = replace(model_config, classes=classes)
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -84,6 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         evals_per_epoch=args.evals_per_epoch,
         warmup=args.warmup,
         augment_config=AugmentConfig(p_clean=args.p_clean),
+        multi_weight=args.multi_weight if args.pairs else 1.0,
     )
     result = train(
         config, images, labels, test_split.images, test_split.labels, init_state=init_state

@@ -19,10 +19,12 @@ from tqdm import tqdm
 from training.augment import AugmentConfig, augment_batch
 from vision.checkpoint import save_checkpoint
 from vision.classifier import pick_device
-from vision.model import DigitNet, ModelConfig, preprocess
+from vision.model import DIGIT_CLASSES, DigitNet, ModelConfig, preprocess
 from vision.normalize import PREPROCESSING_VERSION
 
 log = logging.getLogger(__name__)
+
+NEW_CLASS_BIAS = -2.0
 
 
 @dataclass
@@ -43,6 +45,9 @@ class TrainConfig:
     threads: int | None = None
     target_accuracy: float | None = None  # stop once test accuracy reaches it
     evals_per_epoch: int = 1
+    # With an 11th "not one digit" class: how much its evidence counts when the model
+    # reads (stored in the checkpoint; see DigitClassifier.multi_weight).
+    multi_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -66,6 +71,27 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     return torch.Generator().manual_seed(seed)
+
+
+def widen_head(state: dict[str, torch.Tensor], model: DigitNet) -> dict[str, torch.Tensor]:
+    """`state` for `model`, whose last layer may add the "not one digit" class.
+
+    A 10-class model fine-tuned into an 11-class one keeps its digit outputs; the new
+    output starts with no weights and a low bias, so the digits' probabilities barely move
+    before it has learned anything.
+    """
+    target = model.state_dict()
+    out = dict(state)
+    for name in ("head.5.weight", "head.5.bias"):
+        old, new = state.get(name), target[name]
+        if old is None or old.shape == new.shape:
+            continue
+        if old.shape[0] != DIGIT_CLASSES or new.shape[0] != DIGIT_CLASSES + 1:
+            raise ValueError(f"cannot start a {new.shape[0]}-class model from {name} {old.shape}")
+        grown = torch.full_like(new, NEW_CLASS_BIAS if name.endswith("bias") else 0.0)
+        grown[:DIGIT_CLASSES] = old
+        out[name] = grown
+    return out
 
 
 @torch.inference_mode()
@@ -105,7 +131,7 @@ def train(
     device = pick_device(config.device)
     model = DigitNet(config.model)
     if init_state is not None:
-        model.load_state_dict(init_state)
+        model.load_state_dict(widen_head(init_state, model))
     model.to(device)
     # torch.tensor copies: the MNIST arrays are read-only views of the decompressed files.
     x_train = torch.tensor(train_images, dtype=torch.uint8, device=device)
@@ -230,7 +256,11 @@ def checkpoint_payload(
     parent: str | None = None,
 ) -> dict[str, Any]:
     """The plain-values body of a checkpoint for a finished run."""
+    extra = {}
+    if result.config.model.classes > DIGIT_CLASSES:
+        extra["multi_weight"] = result.config.multi_weight
     return {
+        **extra,
         "version": version,
         "parent_version": parent,
         "state_dict": result.model.state_dict(),

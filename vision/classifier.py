@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +15,15 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
-from vision.model import DigitNet, ModelConfig, preprocess
+from vision.model import DIGIT_CLASSES, DigitNet, ModelConfig, preprocess
 from vision.normalize import PREPROCESSING_VERSION
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.pt"
-# The reader's split and merge decisions are tuned to this MNIST-only model's confidences;
-# it stays fixed while the reading model is fine-tuned (see DigitReader).
+# The reader's split and merge decisions are tuned to this model's confidences; it also
+# knows two touching digits as "not one digit", and stays fixed while the reading model
+# is fine-tuned (see DigitReader).
 SEGMENTER_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("segmenter.pt")
 
 
@@ -57,6 +59,9 @@ class DigitClassifier:
     sha256: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 512
+    # For a model with a "not one digit" class: how much of that class's evidence counts
+    # (a prior: touching pairs are far rarer on a page than in the segmenter's training).
+    multi_weight: float = 1.0
     # On CPU, parallel calls would only fight over the same cores: serialise them.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -86,6 +91,7 @@ class DigitClassifier:
             path=path,
             sha256=file_sha256(path),
             info={k: v for k, v in body.items() if k != "state_dict"},
+            multi_weight=float(body.get("multi_weight", 1.0)),
         )
 
     @classmethod
@@ -97,6 +103,7 @@ class DigitClassifier:
         path: Path | None = None,
         sha256: str = "",
         info: dict[str, Any] | None = None,
+        multi_weight: float = 1.0,
     ) -> DigitClassifier:
         """Wrap an in-memory network (training evaluates candidates this way)."""
         dev = pick_device(str(device) if device is not None else None)
@@ -105,7 +112,16 @@ class DigitClassifier:
         model = model.to(dev).eval()
         if dev.type == "cpu":
             model = model.to(memory_format=torch.channels_last)
-        return cls(model=model, device=dev, path=path, sha256=sha256, info=info or {})
+        if not multi_weight > 0:
+            raise ValueError(f"multi_weight must be positive, got {multi_weight}")
+        return cls(
+            model=model,
+            device=dev,
+            path=path,
+            sha256=sha256,
+            info=info or {},
+            multi_weight=multi_weight,
+        )
 
     @property
     def version(self) -> str:
@@ -113,7 +129,11 @@ class DigitClassifier:
         return str(self.info.get("version") or (self.sha256[:12] if self.sha256 else "memory"))
 
     def classify(self, images: np.ndarray) -> np.ndarray:
-        """uint8 [N, 28, 28] white-on-black MNIST-normalised → float32 probabilities [N, 10]."""
+        """uint8 [N, 28, 28] white-on-black MNIST-normalised → float32 probabilities [N, 10].
+
+        A model with a "not one digit" class returns only the digits' probabilities: they
+        sum to less than 1 for two touching digits, so the reader cuts such a shape.
+        """
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[None]
@@ -131,6 +151,9 @@ class DigitClassifier:
                 x = preprocess(chunk.to(self.device))
                 if self.device.type == "cpu":
                     x = x.contiguous(memory_format=torch.channels_last)
-                probs = torch.softmax(self.model(x).float(), dim=1)
+                logits = self.model(x).float()
+                if logits.shape[1] > DIGIT_CLASSES:
+                    logits[:, DIGIT_CLASSES:] += math.log(self.multi_weight)
+                probs = torch.softmax(logits, dim=1)[:, :DIGIT_CLASSES]
                 out[start : start + len(chunk)] = probs.cpu().numpy()
         return out

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+DIGIT_CLASSES = 10
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -20,13 +22,18 @@ class ModelConfig:
     channels: tuple[int, int, int] = (24, 48, 96)
     hidden: int = 192
     dropout: float = 0.3
+    # 10 digits, or 11: the last output then means "not one digit" (two digits touching),
+    # which the reader's segmenter needs to see that a shape must be cut.
+    classes: int = 10
 
     def to_dict(self) -> dict[str, object]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, raw: dict[str, object]) -> ModelConfig:
-        known = {k: raw[k] for k in ("channels", "hidden", "dropout") if k in raw}
+        known = {k: raw[k] for k in ("channels", "hidden", "dropout", "classes") if k in raw}
+        if known.get("classes", DIGIT_CLASSES) not in (DIGIT_CLASSES, DIGIT_CLASSES + 1):
+            raise ValueError(f"a model has 10 or 11 classes, not {known['classes']}")
         if "channels" in known:
             known["channels"] = tuple(int(c) for c in known["channels"])  # type: ignore[union-attr]
         return cls(**known)  # type: ignore[arg-type]
@@ -41,7 +48,8 @@ def _block(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
 
 
 class DigitNet(nn.Module):
-    """28×28 grey → 10 logits. Three conv stages (28→14→7→3), then a small MLP head.
+    """28×28 grey → 10 logits (11 with "not one digit"). Three conv stages (28→14→7→3),
+    then a small MLP head.
 
     One convolution per stage: on a 2-core CPU the activations, not the weights, set the
     cost, so width is spent where the maps are small.
@@ -65,7 +73,7 @@ class DigitNet(nn.Module):
             nn.BatchNorm1d(self.config.hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(self.config.dropout),
-            nn.Linear(self.config.hidden, 10),
+            nn.Linear(self.config.hidden, self.config.classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

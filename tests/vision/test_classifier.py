@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from vision import DigitClassifier
+from vision.model import DigitNet, ModelConfig, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +54,57 @@ def test_cuda_request_without_cuda_is_clear() -> None:
         pytest.skip("a CUDA device is present")
     with pytest.raises(ValueError, match="no CUDA device"):
         DigitClassifier.load(device="cuda")
+
+
+def _pair_model(bias: float) -> DigitNet:
+    """An untrained 11-class network whose "not one digit" output has a given bias."""
+    import torch
+
+    torch.manual_seed(0)
+    net = DigitNet(ModelConfig(classes=11)).eval()
+    with torch.no_grad():
+        net.head[-1].bias[10] = bias
+    return net
+
+
+def test_a_pair_class_lowers_the_digit_probabilities(mnist) -> None:
+    import torch
+
+    _, test = mnist
+    images = test.images[:64]
+    net = _pair_model(bias=3.0)
+    with torch.no_grad():
+        p = torch.softmax(net(preprocess(torch.from_numpy(np.array(images)))), 1).numpy()
+    for weight in (1.0, 0.15):
+        probs = DigitClassifier.from_model(net, device="cpu", multi_weight=weight).classify(images)
+        assert probs.shape == (64, 10)
+        # The pair class's evidence counts `weight` times: p_d / (1 - p_pair + w·p_pair).
+        expected = p[:, :10] / (1 - p[:, 10:] + weight * p[:, 10:])
+        assert np.allclose(probs, expected, atol=1e-5)
+        assert (probs.sum(1) < 0.99).all()
+    assert (
+        DigitClassifier.from_model(net, device="cpu", multi_weight=0.15).classify(images).sum(1)
+        > DigitClassifier.from_model(net, device="cpu").classify(images).sum(1)
+    ).all()
+    with pytest.raises(ValueError, match="multi_weight"):
+        DigitClassifier.from_model(net, device="cpu", multi_weight=0.0)
+
+
+def test_model_config_classes_round_trip() -> None:
+    assert ModelConfig.from_dict({"channels": [8, 16, 32]}).classes == 10  # older checkpoints
+    config = ModelConfig(channels=(8, 16, 32), classes=11)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="10 or 11 classes"):
+        ModelConfig.from_dict({"classes": 12})
+
+
+def test_shipped_segmenter_has_a_pair_class(mnist) -> None:
+    """The segmenter keeps MNIST's digits and sees two touching digits as no digit."""
+    from vision.classifier import SEGMENTER_MODEL_PATH
+
+    seg = DigitClassifier.load(SEGMENTER_MODEL_PATH, device="cpu")
+    assert seg.info["model_config"]["classes"] == 11 and 0 < seg.multi_weight < 1
+    _, test = mnist
+    probs = seg.classify(test.images)
+    assert float((probs.argmax(1) == test.labels).mean()) >= 0.995
+    assert float(np.median(probs.max(1))) > 0.9

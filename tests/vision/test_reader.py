@@ -211,6 +211,18 @@ def test_touching_digits_are_split(reader, clear_digits) -> None:
     assert reading.text == "30"
 
 
+@pytest.mark.parametrize("overlap", [0.04, 0.08])
+def test_a_one_touching_its_neighbour_is_cut_off(reader, clear_digits, overlap) -> None:
+    """A touching "14" is hardly wider than a 4: only the segmenter's pair class finds it."""
+    texts = [f"1{d}" for d in range(10)] + [f"{d}1" for d in range(10) if d != 1]
+    misread = {}
+    for text in texts:
+        got = reader.read(render(text, clear_digits, gap=-overlap, height=80)).text
+        if got != text:
+            misread[text] = got
+    assert not misread
+
+
 def test_single_digit_filling_the_frame(reader, clear_digits) -> None:
     img = render("8", clear_digits, height=440, size=(330, 480))
     img = img[10:470]

@@ -26,7 +26,9 @@ The steps, each answering something real photos contain:
    of a rule). The rim of a dark region (the desk at a torn paper edge) is dropped, as is
    an unreadable shape cut by the image's border. Touching digits are split along
    cut paths through the faintest ink into the sequence of pieces the classifier scores
-   best (dynamic programming; the thinnest cuts are tried first), and digits are chained
+   best (dynamic programming; the thinnest cuts are tried first; the reader's segmenter
+   knows a touching pair as "not one digit", so such a shape rarely wins whole), and
+   digits are chained
    into lines by their neighbours, so slanted lines survive; a large gap or a removed
    wall separates two numbers on one line.
 
