@@ -256,6 +256,32 @@ def test_touching_digits_try_the_thinnest_cuts_first(reader, clear_digits, monke
     assert quick < 0.5 * full, (quick, full)
 
 
+@pytest.mark.parametrize(("width", "mass", "pieces"), [(57, 0.2, 2), (57, 1.0, 1), (48, 0.2, 1)])
+def test_a_shape_unlike_one_digit_is_searched_too(width: int, mass: float, pieces: int) -> None:
+    """Two bars joined at the foot, nearly as wide as tall, are searched for a cut when
+    the segmenter leaves little probability to the digits (its "not one digit" class)."""
+    from vision.segment.split import split_touching
+
+    ink = np.zeros((80, 80), np.float32)
+    ink[10:70, 10:22] = 1.0
+    ink[10:70, 10 + width - 12 : 10 + width] = 1.0
+    ink[64:70, 10 : 10 + width] = 0.3  # a faint join: the shape is one component
+    shape = Candidate(10, 10, width, 60, ink[10:70, 10 : 10 + width] > 0)
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.full((len(x), 10), 0.01, np.float32)
+        for row, crop in zip(probs, x, strict=True):
+            runs = np.diff((crop[:20] > 64).any(0).astype(int)) == 1
+            if runs.sum() + (crop[:20, 0] > 64).any() > 1:
+                row[:] = mass / 10  # two strokes side by side: not one digit
+            else:
+                row[1] = 0.91  # one bar: a sure 1
+        return probs
+
+    assert shape.w / shape.h > 0.9 if width == 57 else shape.w / shape.h < 0.9
+    assert len(split_touching([shape], 0.0, ink, scorer)) == pieces
+
+
 def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
     from vision.segment.candidates import candidates_from_mask
     from vision.segment.ink import ink_map, threshold_ink

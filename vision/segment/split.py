@@ -16,6 +16,11 @@ from vision.segment.candidates import Candidate, Scorer, merge, score_candidates
 QUICK_CUT_WIDTH = 0.6
 QUICK_CONFIDENCE = 0.9
 QUICK_WHOLE_CONFIDENCE = 0.95
+# A shape hardly wider than one digit may still hold two (a 1 touching its neighbour):
+# it is searched too when at least PAIR_ASPECT wide and the segmenter, which knows such
+# a shape as "not one digit", leaves less than PAIR_MASS of probability to the digits.
+PAIR_ASPECT = 0.9
+PAIR_MASS = 0.5
 # A piece of a shape, by its box and mask: split passes over one shape share its scores.
 PieceKey = tuple[int, int, int, int, bytes]
 
@@ -192,17 +197,20 @@ def split_best(
 def split_touching(
     cands: list[Candidate], digit_w: float, ink: np.ndarray, scorer: Scorer
 ) -> list[Candidate]:
-    """Split candidates too wide for one digit where the classifier agrees best.
+    """Split candidates too wide for one digit, or unlike one, where the classifier agrees best.
 
     Most touching digits part at the thinnest columns: those few cuts are tried first
     (a fraction of the crops to classify), and the full search runs unless they split
     the shape into pieces that are all confident digits.
     """
+    score_candidates(cands, ink, scorer)
     out = []
     for c in cands:
         aspect = c.w / max(1, c.h)
         wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
-        if not wide:
+        assert c.probs is not None
+        pair = aspect > PAIR_ASPECT and float(c.probs.sum()) < PAIR_MASS
+        if not (wide or pair):
             out.append(c)
             continue
         scored: dict[PieceKey, Candidate] = {}
