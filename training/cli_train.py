@@ -73,6 +73,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.pairs < 0 or not args.multi_weight > 0:
+        raise SystemExit("--pairs must be ≥ 0 and --multi-weight positive")
     train_split, test_split = load_mnist(args.mnist_dir or settings.mnist_dir)
     images, labels = train_split.images, train_split.labels
     if args.limit:
@@ -83,8 +85,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         images = np.concatenate([images, crops.images])
         labels = np.concatenate([labels, crops.labels])
         data["reader_crops"] = len(crops.labels)
-    if args.pairs < 0 or not args.multi_weight > 0:
-        raise SystemExit("--pairs must be ≥ 0 and --multi-weight positive")
     if args.pairs:
         pairs = touching_pairs(train_split.images, train_split.labels, args.pairs, args.seed)
         images = np.concatenate([images, pairs])

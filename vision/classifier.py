@@ -80,7 +80,10 @@ class DigitClassifier:
                 version,
                 PREPROCESSING_VERSION,
             )
-        net = DigitNet(ModelConfig.from_dict(body["model_config"]))
+        try:
+            net = DigitNet(ModelConfig.from_dict(body["model_config"]))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: unknown architecture: {exc}") from exc
         try:
             net.load_state_dict(body["state_dict"])
         except RuntimeError as exc:

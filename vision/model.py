@@ -24,7 +24,7 @@ class ModelConfig:
     dropout: float = 0.3
     # 10 digits, or 11: the last output then means "not one digit" (two digits touching),
     # which the reader's segmenter needs to see that a shape must be cut.
-    classes: int = 10
+    classes: int = DIGIT_CLASSES
 
     def to_dict(self) -> dict[str, object]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -90,12 +90,23 @@ def test_a_pair_class_lowers_the_digit_probabilities(mnist) -> None:
         DigitClassifier.from_model(net, device="cpu", multi_weight=0.0)
 
 
-def test_model_config_classes_round_trip() -> None:
+def test_model_config_classes_round_trip(tmp_path) -> None:
+    from vision.checkpoint import CheckpointError, save_checkpoint
+    from vision.normalize import PREPROCESSING_VERSION
+
     assert ModelConfig.from_dict({"channels": [8, 16, 32]}).classes == 10  # older checkpoints
     config = ModelConfig(channels=(8, 16, 32), classes=11)
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="10 or 11 classes"):
         ModelConfig.from_dict({"classes": 12})
+    body = {
+        "state_dict": DigitNet(config).state_dict(),
+        "model_config": {**config.to_dict(), "classes": 12},
+        "preprocessing": PREPROCESSING_VERSION,
+    }
+    save_checkpoint(tmp_path / "odd.pt", body)
+    with pytest.raises(CheckpointError, match=r"odd\.pt: unknown architecture"):
+        DigitClassifier.load(tmp_path / "odd.pt", device="cpu")
 
 
 def test_shipped_segmenter_has_a_pair_class(mnist) -> None:
