@@ -282,6 +282,33 @@ def test_a_shape_unlike_one_digit_is_searched_too(width: int, mass: float, piece
     assert len(split_touching([shape], 0.0, ink, scorer)) == pieces
 
 
+@pytest.mark.parametrize(("union_four", "merged"), [(0.8, True), (0.03, False)])
+def test_an_open_four_in_two_fragments_is_merged(union_four: float, merged: bool) -> None:
+    """The arms of a wide, open-top 4 merge when their union reads as a 4; two digits whose
+    union the segmenter finds unlike any one digit stay apart."""
+    from vision.segment.split import merge_checked
+
+    ink = np.zeros((70, 70), np.float32)
+    ink[30:50, 2:6] = ink[46:50, 2:30] = 1.0  # the left arm and the bar: an "L"
+    ink[20:55, 32:38] = 1.0  # the stem
+    left = Candidate(2, 30, 28, 20, ink[30:50, 2:30] > 0)
+    stem = Candidate(32, 20, 6, 35, ink[20:55, 32:38] > 0)
+    left.probs = np.full(10, 0.07, np.float32)
+    left.probs[6] = 0.3  # a broken 4's arm reads as nothing much
+    stem.probs = np.full(10, 0.01, np.float32)
+    stem.probs[1] = 0.91
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.full((len(x), 10), 0.01, np.float32)
+        probs[:, 4] = union_four
+        return probs
+
+    out = merge_checked([stem, left], 50.0, ink, scorer)
+    assert (len(out) == 1) == merged
+    if merged:
+        assert (out[0].x, out[0].w, out[0].h) == (2, 36, 35)  # wider than tall
+
+
 def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
     from vision.segment.candidates import candidates_from_mask
     from vision.segment.ink import ink_map, threshold_ink

@@ -21,6 +21,11 @@ QUICK_WHOLE_CONFIDENCE = 0.95
 # a shape as "not one digit", leaves less than PAIR_MASS of probability to the digits.
 PAIR_ASPECT = 0.9
 PAIR_MASS = 0.5
+# Fragments side by side are merged when their union reads as a digit at least this sure
+# (and surer than the weaker fragment), up to this wide for its height (an open-top 4).
+# The segmenter's "not one digit" class keeps two neighbouring digits from reading as one.
+MERGE_CONFIDENCE = 0.75
+MERGE_MAX_ASPECT = 1.3
 # A piece of a shape, by its box and mask: split passes over one shape share its scores.
 PieceKey = tuple[int, int, int, int, bytes]
 
@@ -240,13 +245,14 @@ def merge_checked(
         plausible = (
             gap <= 0.2 * digit_h
             and v_overlap > 0.3 * min(a.h, b.h)
-            and union_w <= 0.9 * union_h
+            and union_w <= MERGE_MAX_ASPECT * union_h
             and (min(a.h, b.h) < 0.75 * union_h or min(a.confidence, b.confidence) < 0.8)
         )
         if plausible:
             union = merge(a, b)  # built only for a pair worth classifying
             score_candidates([union], ink, scorer)
-            if union.confidence > 0.9 and union.confidence > min(a.confidence, b.confidence):
+            sure = union.confidence > MERGE_CONFIDENCE
+            if sure and union.confidence > min(a.confidence, b.confidence):
                 cands[i : i + 2] = [union]
                 continue
         i += 1
