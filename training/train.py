@@ -82,7 +82,8 @@ def widen_head(state: dict[str, torch.Tensor], model: DigitNet) -> dict[str, tor
     """
     target = model.state_dict()
     out = dict(state)
-    for name in ("head.5.weight", "head.5.bias"):
+    last = f"head.{len(model.head) - 1}"
+    for name in (f"{last}.weight", f"{last}.bias"):
         old, new = state.get(name), target[name]
         if old is None or old.shape == new.shape:
             continue

@@ -3,9 +3,9 @@
 Two models, each loaded once: a fixed *segmenter* scores candidate shapes while the
 segmentation decides where to split and merge (its thresholds are tuned to that model's
 confidences, and it gives two touching digits little confidence as any one digit), and
-the *classifier* reads the digits finally cut. Fine-tuning the
-classifier (on reader-cut crops, on users' corrections) then improves the labels without
-shifting where digits are cut. `read` is stateless apart from the models, so worker
+the *classifier* reads the digits finally cut. Fine-tuning the classifier (on reader-cut
+crops, on users' corrections) then improves the labels without shifting where digits
+are cut. `read` is stateless apart from the models, so worker
 threads may share one reader. To swap the classifier, `with_classifier` returns a new
 reader (or assign `reader.classifier`: each `read` picks it up once, at its start).
 """

@@ -112,8 +112,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     digit_h = float(np.median([c.h for c in cands]))
     narrow = [c.w for c in cands if c.w < c.h]
     digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
-    cands = split_touching(cands, digit_w, ink, scorer)
-    score_candidates(cands, ink, scorer)
+    cands = split_touching(cands, digit_w, ink, scorer)  # every candidate comes back scored
     cands = merge_checked(cands, digit_h, ink, scorer)
     lines = chain_lines(cands, digit_h)
     grouped = [split_numbers(line, walls) for line in lines]

@@ -12,7 +12,8 @@ import numpy as np
 from vision.normalize import normalize_digit, saturate
 from vision.segment.components import components
 
-# A scorer maps MNIST-normalised crops [N, 28, 28] to class probabilities [N, 10].
+# A scorer maps MNIST-normalised crops [N, 28, 28] to digit probabilities [N, 10]; they
+# sum to less than 1 where a segmenter's "not one digit" class takes the rest.
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 

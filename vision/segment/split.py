@@ -206,7 +206,8 @@ def split_touching(
 
     Most touching digits part at the thinnest columns: those few cuts are tried first
     (a fraction of the crops to classify), and the full search runs unless they split
-    the shape into pieces that are all confident digits.
+    the shape into pieces that are all confident digits. Every candidate returned is
+    scored (`probs` and `crop` set).
     """
     score_candidates(cands, ink, scorer)
     out = []
