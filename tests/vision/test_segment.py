@@ -309,6 +309,34 @@ def test_an_open_four_in_two_fragments_is_merged(union_four: float, merged: bool
         assert (out[0].x, out[0].w, out[0].h) == (2, 36, 35)  # wider than tall
 
 
+@pytest.mark.parametrize(("piece_h", "merged"), [(25, True), (40, False)])
+def test_two_short_strokes_one_above_the_other_are_merged(piece_h: int, merged: bool) -> None:
+    """A digit written in two strokes that do not meet (the top of a 3 above and left of
+    its foot) merges when the union reads as a digit; pieces as tall as digits, such as
+    two lines' digits, stay apart however the union reads."""
+    from vision.segment.split import merge_checked
+
+    ink = np.zeros((120, 80), np.float32)
+    top_y, foot_y = 5, 5 + piece_h + 3  # the foot starts just below the top piece
+    ink[top_y : top_y + piece_h, 10:40] = 1.0
+    ink[foot_y : foot_y + piece_h, 40:55] = 1.0
+    top = Candidate(10, top_y, 30, piece_h, ink[top_y : top_y + piece_h, 10:40] > 0)
+    foot = Candidate(40, foot_y, 15, piece_h, ink[foot_y : foot_y + piece_h, 40:55] > 0)
+    for piece in (top, foot):
+        piece.probs = np.full(10, 0.05, np.float32)
+        piece.probs[7] = 0.5  # a fragment reads as nothing much
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.full((len(x), 10), 0.01, np.float32)
+        probs[:, 3] = 0.9
+        return probs
+
+    out = merge_checked([foot, top], 60.0, ink, scorer)
+    assert (len(out) == 1) == merged
+    if merged:
+        assert (out[0].x, out[0].y, out[0].w, out[0].h) == (10, 5, 45, 2 * piece_h + 3)
+
+
 def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
     from vision.segment.candidates import candidates_from_mask
     from vision.segment.ink import ink_map, threshold_ink

@@ -26,6 +26,12 @@ PAIR_MASS = 0.5
 # The segmenter's "not one digit" class keeps two neighbouring digits from reading as one.
 MERGE_CONFIDENCE = 0.75
 MERGE_MAX_ASPECT = 1.3
+# Fragments one above the other, diagonally (a 3 written in two strokes), are considered
+# too when each is under FRAGMENT_HEIGHT digit heights, they are at most FRAGMENT_GAP
+# apart vertically, and their union is at most FRAGMENT_UNION digit heights tall.
+FRAGMENT_HEIGHT = 0.6
+FRAGMENT_GAP = 0.2
+FRAGMENT_UNION = 1.2
 # A piece of a shape, by its box and mask: split passes over one shape share its scores.
 PieceKey = tuple[int, int, int, int, bytes]
 
@@ -234,7 +240,12 @@ def split_touching(
 def merge_checked(
     cands: list[Candidate], digit_h: float, ink: np.ndarray, scorer: Scorer
 ) -> list[Candidate]:
-    """Merge side-by-side fragments (an open 4) when the classifier prefers the whole."""
+    """Merge neighbouring fragments when the classifier prefers the whole.
+
+    Side by side: an open 4 in two arms. Diagonally one above the other: a digit written
+    in two strokes that do not meet, both pieces far shorter than a digit (two digits
+    of a line are not that short, and two lines are further apart).
+    """
     cands = sorted(cands, key=lambda c: c.x)
     i = 0
     while i < len(cands) - 1:
@@ -243,9 +254,14 @@ def merge_checked(
         v_overlap = min(a.y2, b.y2) - max(a.y, b.y)
         union_w = max(a.x2, b.x2) - min(a.x, b.x)
         union_h = max(a.y2, b.y2) - min(a.y, b.y)
+        stacked = (
+            max(a.h, b.h) < FRAGMENT_HEIGHT * digit_h
+            and -v_overlap <= FRAGMENT_GAP * digit_h
+            and union_h <= FRAGMENT_UNION * digit_h
+        )
         plausible = (
             gap <= 0.2 * digit_h
-            and v_overlap > 0.3 * min(a.h, b.h)
+            and (v_overlap > 0.3 * min(a.h, b.h) or stacked)
             and union_w <= MERGE_MAX_ASPECT * union_h
             and (min(a.h, b.h) < 0.75 * union_h or min(a.confidence, b.confidence) < 0.8)
         )
