@@ -337,6 +337,34 @@ def test_two_short_strokes_one_above_the_other_are_merged(piece_h: int, merged: 
         assert (out[0].x, out[0].y, out[0].w, out[0].h) == (10, 5, 45, 2 * piece_h + 3)
 
 
+@pytest.mark.parametrize(("reads_as_digit", "kept"), [(0.95, True), (0.5, False)])
+def test_a_shape_far_bolder_than_the_writing_stays_if_it_reads_as_a_digit(
+    reads_as_digit: float, kept: bool
+) -> None:
+    """A bold blob among thin strokes (a stain, a shadow) is dropped, unless the classifier
+    reads it surely as a digit (one traced twice, its loop filled in)."""
+    from vision.segment.filters import drop_blobs
+
+    ink = np.zeros((60, 200), np.float32)
+    thin = []
+    for x in (10, 40, 70):
+        ink[10:50, x : x + 4] = 1.0  # strokes 4 px wide
+        thin.append(Candidate(x, 10, 4, 40, np.ones((40, 4), bool)))
+    yy, xx = np.mgrid[:40, :30]
+    disc = (yy - 20) ** 2 + (xx - 15) ** 2 <= 14**2  # 28 px across: 7 times bolder
+    ink[10:50, 120:150][disc] = 1.0
+    bold = Candidate(120, 10, 30, 40, disc)
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.full((len(x), 10), (1 - reads_as_digit) / 9, np.float32)
+        probs[:, 0] = reads_as_digit
+        return probs
+
+    out = drop_blobs([*thin, bold], 40.0, ink, scorer)
+    assert out[:3] == thin
+    assert (bold in out) == kept
+
+
 def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
     from vision.segment.candidates import candidates_from_mask
     from vision.segment.ink import ink_map, threshold_ink

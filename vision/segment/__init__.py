@@ -103,7 +103,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     cands = [c for c in cands if c.h >= 0.25 * digit_h or c.w >= 0.25 * digit_h]
     cands = merge_fragments(cands, digit_h)
     cands = drop_noise(cands, digit_h, clean.shape)
-    cands = drop_blobs(cands, digit_h)
+    cands = drop_blobs(cands, digit_h, ink, scorer)
     cands = drop_faint(cands, ink)
     cands = drop_rims(cands, work, digit_h)
     cands = drop_unsure_at_border(cands, ink, scorer)

@@ -14,6 +14,8 @@ BORDER_MIN_CONFIDENCE = 0.5
 # RIM_MAX_ALIKE of the pixels are within RIM_ALIKE of the way from its ink to the paper.
 RIM_ALIKE = 0.1
 RIM_MAX_ALIKE = 0.38
+# A shape far bolder than the writing is kept only if the classifier is at least this sure.
+BOLD_MIN_CONFIDENCE = 0.9
 
 
 def merge_fragments(cands: list[Candidate], digit_h: float) -> list[Candidate]:
@@ -95,17 +97,26 @@ def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -
     return out
 
 
-def drop_blobs(cands: list[Candidate], digit_h: float) -> list[Candidate]:
-    """Drop shapes far bolder than the writing's strokes: shadows, stains, the table."""
+def drop_blobs(
+    cands: list[Candidate], digit_h: float, ink: np.ndarray, scorer: Scorer
+) -> list[Candidate]:
+    """Drop shapes far bolder than the writing's strokes: shadows, stains, the table.
+
+    A digit can be that bold too (traced twice, its loop filled in): one the classifier
+    reads at least BOLD_MIN_CONFIDENCE sure is kept.
+    """
     if len(cands) < 2:
         return cands
     widths = [c.half_width for c in cands]
     typical = float(np.median(widths))
-    return [
-        c
-        for c, w in zip(cands, widths, strict=True)
-        if not (w > 2.5 * typical and w > 0.08 * digit_h)
+    bold = [
+        c for c, w in zip(cands, widths, strict=True) if w > 2.5 * typical and w > 0.08 * digit_h
     ]
+    if not bold:
+        return cands
+    score_candidates(bold, ink, scorer)
+    gone = {id(c) for c in bold if c.confidence < BOLD_MIN_CONFIDENCE}
+    return [c for c in cands if id(c) not in gone]
 
 
 def drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
