@@ -365,6 +365,32 @@ def test_a_shape_far_bolder_than_the_writing_stays_if_it_reads_as_a_digit(
     assert (bold in out) == kept
 
 
+@pytest.mark.parametrize("ring_ink", [0.8, 0.2])
+def test_a_digit_joined_to_a_shadow_edge_is_cut_back_out(ring_ink: float) -> None:
+    """A shadow's edge leaves a faint band of ink; a digit it touches makes one shape far
+    too tall for a digit. The digit, drawn as firmly as the writing, comes back alone; a
+    band with nothing as firm in it stays whole (for drop_noise to drop)."""
+    from vision.segment import candidates_from_mask
+    from vision.segment.filters import drop_noise, firm_parts_of_tall
+
+    ink = np.zeros((200, 160), np.float32)
+    cv2.circle(ink, (40, 40), 12, ring_ink, 4)  # a 0, 28 px tall, joined to ...
+    cv2.line(ink, (40, 54), (60, 195), 0.2, 3)  # ... a faint band 150 px long
+    for x in (80, 110):
+        cv2.rectangle(ink, (x, 26), (x + 3, 54), 0.8, -1)  # two 1s: the writing
+    cands = candidates_from_mask(ink > 0.1)
+    assert max(c.h for c in cands) > 3 * 28  # the 0 is inside a tall shape
+
+    out = drop_noise(firm_parts_of_tall(cands, 28.0, ink), 28.0, ink.shape)
+    boxes = sorted((c.x, c.y, c.w, c.h) for c in out)
+    if ring_ink > 0.5:
+        assert len(out) == 3
+        x, y, w, h = boxes[0]
+        assert 26 <= x <= 28 and 26 <= y <= 28 and 26 <= w <= 30 and 26 <= h <= 30
+    else:
+        assert len(out) == 2  # the faint ring and band together are not the writing
+
+
 def test_split_best_reuses_pieces_already_classified(reader, clear_digits) -> None:
     from vision.segment.candidates import candidates_from_mask
     from vision.segment.ink import ink_map, threshold_ink

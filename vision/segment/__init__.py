@@ -20,17 +20,18 @@ The steps, each answering something real photos contain:
 4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
    that join two removed lines), and the strokes they crossed are reconnected; on lines
    printed lighter than the pen, the pen's own strokes are kept.
-5. Components are filtered by size relative to the median digit height and by ink
-   (far fainter than the writing, or fainter and bolder: a shadow's wedge), fragments are
+5. A shape far too tall for a digit keeps only its ink as firm as the pen's (a digit
+   joined to a shadow's edge). Components are filtered by size relative to the median
+   digit height and by ink (far fainter than the writing, or fainter and bolder: a
+   shadow's wedge; a far bolder shape only if it does not read as a digit), fragments are
    merged (the hat of a 5, a broken 4; not two small digits in a column, nor a remnant
    of a rule). The rim of a dark region (the desk at a torn paper edge) is dropped, as is
    an unreadable shape cut by the image's border. Touching digits are split along
    cut paths through the faintest ink into the sequence of pieces the classifier scores
    best (dynamic programming; the thinnest cuts are tried first; the reader's segmenter
    knows a touching pair as "not one digit", so such a shape rarely wins whole), and
-   digits are chained
-   into lines by their neighbours, so slanted lines survive; a large gap or a removed
-   wall separates two numbers on one line.
+   digits are chained into lines by their neighbours, so slanted lines survive; a large
+   gap or a removed wall separates two numbers on one line.
 
 The modules follow the steps: `resolution` (1), `ink` (2, 3, and the digit height every
 later size is relative to), `lines` (4), then `filters`, `split` and `layout` (5).
@@ -61,6 +62,7 @@ from vision.segment.filters import (
     drop_noise,
     drop_rims,
     drop_unsure_at_border,
+    firm_parts_of_tall,
     merge_fragments,
 )
 from vision.segment.ink import ink_and_mask, typical_height
@@ -100,6 +102,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
         walls = walls | upright.astype(bool)
     cands = candidates_from_mask(clean)
     digit_h = typical_height(clean) or digit_h
+    cands = firm_parts_of_tall(cands, digit_h, ink)
     cands = [c for c in cands if c.h >= 0.25 * digit_h or c.w >= 0.25 * digit_h]
     cands = merge_fragments(cands, digit_h)
     cands = drop_noise(cands, digit_h, clean.shape)

@@ -6,7 +6,13 @@ import cv2
 import numpy as np
 
 from vision.normalize import quantile
-from vision.segment.candidates import Candidate, Scorer, merge, score_candidates
+from vision.segment.candidates import (
+    Candidate,
+    Scorer,
+    candidates_from_mask,
+    merge,
+    score_candidates,
+)
 
 # A shape cut by the image's border is kept only if the classifier is at least this sure.
 BORDER_MIN_CONFIDENCE = 0.5
@@ -16,6 +22,12 @@ RIM_ALIKE = 0.1
 RIM_MAX_ALIKE = 0.38
 # A shape far bolder than the writing is kept only if the classifier is at least this sure.
 BOLD_MIN_CONFIDENCE = 0.9
+# A shape more than TALL digit heights tall is not one digit. It may hold one (a digit
+# joined to a shadow's edge) where its ink is about as strong as the writing elsewhere
+# (PEN_STRENGTH of it): its parts at least FIRM_PART as strong as its strongest ink.
+TALL = 3.0
+PEN_STRENGTH = 0.7
+FIRM_PART = 0.5
 
 
 def merge_fragments(cands: list[Candidate], digit_h: float) -> list[Candidate]:
@@ -70,6 +82,39 @@ def _at_border(c: Candidate, shape: tuple[int, ...]) -> bool:
     return c.x <= 1 or c.y <= 1 or c.x2 >= W - 1 or c.y2 >= H - 1
 
 
+def firm_parts_of_tall(cands: list[Candidate], digit_h: float, ink: np.ndarray) -> list[Candidate]:
+    """Cut the digits out of shapes far too tall to be one: a digit joined to a shadow's edge.
+
+    Dividing by the background leaves a faint band of ink along a hard shadow's edge. A
+    digit it touches becomes part of a shape several digits tall, which `drop_noise`
+    drops whole. The pen's ink is several times stronger than the band's, so such a
+    shape is replaced by its parts drawn at least FIRM_PART as strongly as its strongest
+    ink, when that is about as strong as the writing elsewhere (PEN_STRENGTH of it). A
+    shadow's edge on its own is left whole, for `drop_noise`.
+    """
+    tall = [c for c in cands if c.h > TALL * digit_h]
+    others = [c for c in cands if 0.4 * digit_h <= c.h <= TALL * digit_h]
+    if not tall or not others:
+        return cands
+    writing = float(np.median([_strength(c, ink, 0.9) for c in others]))
+    out = [c for c in cands if c.h <= TALL * digit_h]
+    for c in tall:
+        strongest = _strength(c, ink, 0.98)
+        if strongest < PEN_STRENGTH * writing:
+            out.append(c)
+            continue
+        firm = c.mask & (ink[c.y : c.y2, c.x : c.x2] > FIRM_PART * strongest)
+        for part in candidates_from_mask(firm):
+            out.append(Candidate(c.x + part.x, c.y + part.y, part.w, part.h, part.mask))
+    return out
+
+
+def _strength(c: Candidate, ink: np.ndarray, q: float) -> float:
+    """The `q` quantile of the ink under a candidate's mask."""
+    values = ink[c.y : c.y2, c.x : c.x2][c.mask]
+    return quantile(values, q) if values.size else 0.0
+
+
 def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -> list[Candidate]:
     W = shape[1]
     out = []
@@ -81,7 +126,7 @@ def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -
         edge = _at_border(c, shape)
         if edge and (c.h > 2.0 * digit_h or c.w > 4.0 * digit_h):
             continue  # the table or the dark margin beyond the paper
-        if c.h > 3.0 * digit_h:
+        if c.h > TALL * digit_h:
             continue  # a shadow edge, a fold, a long stroke: far too tall for a digit
         if edge and (c.w > 8 * c.h or c.h > 12 * c.w):
             continue  # a thin remnant of a frame at the border
@@ -129,10 +174,7 @@ def drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
     """
     if len(cands) < 2:
         return cands
-    strength = []
-    for c in cands:
-        values = ink[c.y : c.y2, c.x : c.x2][c.mask]
-        strength.append(quantile(values, 0.9) if values.size else 0.0)
+    strength = [_strength(c, ink, 0.9) for c in cands]
     widths = [c.half_width for c in cands]
     typical = float(np.median(strength))
     typical_width = float(np.median(widths))
