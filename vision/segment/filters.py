@@ -116,6 +116,12 @@ def _strength(c: Candidate, ink: np.ndarray, q: float) -> float:
 
 
 def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -> list[Candidate]:
+    """Drop shapes that cannot be one digit by their size, shape and place alone.
+
+    Specks and dashes, leftover rules, the table or margin beyond the paper, shapes far
+    too tall for a digit, a frame's remnants at the border and solid blobs; each rule
+    below names what it removes.
+    """
     W = shape[1]
     out = []
     for c in cands:
