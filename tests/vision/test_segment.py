@@ -309,6 +309,56 @@ def test_an_open_four_in_two_fragments_is_merged(union_four: float, merged: bool
         assert (out[0].x, out[0].w, out[0].h) == (2, 36, 35)  # wider than tall
 
 
+def test_fragments_merge_past_a_digit_of_another_line() -> None:
+    """The arms of an open 4 merge although a digit of the next line lies between them in
+    x order (on a page, every line's shapes interleave)."""
+    from vision.segment.split import merge_checked
+
+    ink = np.zeros((140, 70), np.float32)
+    ink[30:50, 2:6] = ink[46:50, 2:30] = 1.0  # the "L" of a 4
+    ink[20:55, 32:38] = 1.0  # its stem
+    ink[90:130, 12:18] = 1.0  # a 1 on the next line, between them by x
+    left = Candidate(2, 30, 28, 20, ink[30:50, 2:30] > 0)
+    stem = Candidate(32, 20, 6, 35, ink[20:55, 32:38] > 0)
+    below = Candidate(12, 90, 6, 40, ink[90:130, 12:18] > 0)
+    for piece, label, conf in ((left, 6, 0.3), (stem, 1, 0.91), (below, 1, 0.95)):
+        piece.probs = np.full(10, 0.005, np.float32)
+        piece.probs[label] = conf
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.full((len(x), 10), 0.01, np.float32)
+        probs[:, 4] = 0.8
+        return probs
+
+    out = merge_checked([stem, below, left], 50.0, ink, scorer)
+    assert sorted((c.x, c.y, c.w, c.h) for c in out) == [(2, 20, 36, 35), (12, 90, 6, 40)]
+
+
+@pytest.mark.parametrize(("union_conf", "merged"), [(0.94, False), (0.99, True)])
+def test_a_weak_digit_is_not_swallowed_by_its_neighbour(union_conf: float, merged: bool) -> None:
+    """A faint 8 touching-close to a sure 4: their union reads as the 4, less surely than
+    the 4 alone, so the 8 stays a digit. A stroke that makes the digit surer still merges."""
+    from vision.segment.split import merge_checked
+
+    ink = np.zeros((60, 80), np.float32)
+    ink[12:50, 5:25] = 0.5  # the faint digit
+    ink[8:56, 27:55] = 1.0  # its sure neighbour
+    weak = Candidate(5, 12, 20, 38, ink[12:50, 5:25] > 0)
+    sure = Candidate(27, 8, 28, 48, ink[8:56, 27:55] > 0)
+    weak.probs = np.full(10, 0.02, np.float32)
+    weak.probs[8] = 0.7
+    sure.probs = np.full(10, 0.003, np.float32)
+    sure.probs[4] = 0.965
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.full((len(x), 10), 0.001, np.float32)
+        probs[:, 4] = union_conf
+        return probs
+
+    out = merge_checked([sure, weak], 48.0, ink, scorer)
+    assert len(out) == (1 if merged else 2)
+
+
 @pytest.mark.parametrize(("piece_h", "merged"), [(25, True), (40, False)])
 def test_two_short_strokes_one_above_the_other_are_merged(piece_h: int, merged: bool) -> None:
     """A digit written in two strokes that do not meet (the top of a 3 above and left of

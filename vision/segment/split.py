@@ -237,6 +237,42 @@ def split_touching(
     return out
 
 
+def _mergeable(a: Candidate, b: Candidate, digit_h: float) -> bool:
+    """Whether `b`, starting right of `a`'s left edge, may be a fragment of the same digit."""
+    gap = b.x - a.x2
+    v_overlap = min(a.y2, b.y2) - max(a.y, b.y)
+    union_w = max(a.x2, b.x2) - min(a.x, b.x)
+    union_h = max(a.y2, b.y2) - min(a.y, b.y)
+    stacked = (
+        max(a.h, b.h) < FRAGMENT_HEIGHT * digit_h
+        and -v_overlap <= FRAGMENT_GAP * digit_h
+        and union_h <= FRAGMENT_UNION * digit_h
+    )
+    return (
+        gap <= 0.2 * digit_h
+        and (v_overlap > 0.3 * min(a.h, b.h) or stacked)
+        and union_w <= MERGE_MAX_ASPECT * union_h
+        and (min(a.h, b.h) < 0.75 * union_h or min(a.confidence, b.confidence) < 0.8)
+    )
+
+
+def _union_wins(a: Candidate, b: Candidate, union: Candidate) -> bool:
+    """Whether the classifier prefers the union of two fragments to the pieces.
+
+    It must read surely, surer than the weaker piece, and not merely as the stronger
+    piece read less surely: that is a digit with its neighbour's stroke (a faint 8 beside
+    a 4) and would swallow the neighbour.
+    """
+    strong = a if a.confidence >= b.confidence else b
+    label = int(np.argmax(union.probs))
+    same = label == int(np.argmax(strong.probs)) and union.confidence <= strong.confidence
+    return (
+        union.confidence > MERGE_CONFIDENCE
+        and union.confidence > min(a.confidence, b.confidence)
+        and not same
+    )
+
+
 def merge_checked(
     cands: list[Candidate], digit_h: float, ink: np.ndarray, scorer: Scorer
 ) -> list[Candidate]:
@@ -244,33 +280,28 @@ def merge_checked(
 
     Side by side: an open 4 in two arms. Diagonally one above the other: a digit written
     in two strokes that do not meet, both pieces far shorter than a digit (two digits
-    of a line are not that short, and two lines are further apart).
+    of a line are not that short, and two lines are further apart). A fragment's
+    neighbour is the next shape to its right that may belong to it, not merely the next
+    by x: on a page of several lines, the other lines' digits lie between.
     """
     cands = sorted(cands, key=lambda c: c.x)
     i = 0
     while i < len(cands) - 1:
-        a, b = cands[i], cands[i + 1]
-        gap = b.x - a.x2
-        v_overlap = min(a.y2, b.y2) - max(a.y, b.y)
-        union_w = max(a.x2, b.x2) - min(a.x, b.x)
-        union_h = max(a.y2, b.y2) - min(a.y, b.y)
-        stacked = (
-            max(a.h, b.h) < FRAGMENT_HEIGHT * digit_h
-            and -v_overlap <= FRAGMENT_GAP * digit_h
-            and union_h <= FRAGMENT_UNION * digit_h
-        )
-        plausible = (
-            gap <= 0.2 * digit_h
-            and (v_overlap > 0.3 * min(a.h, b.h) or stacked)
-            and union_w <= MERGE_MAX_ASPECT * union_h
-            and (min(a.h, b.h) < 0.75 * union_h or min(a.confidence, b.confidence) < 0.8)
-        )
-        if plausible:
+        a = cands[i]
+        merged = False
+        for j in range(i + 1, len(cands)):
+            b = cands[j]
+            if b.x - a.x2 > 0.2 * digit_h:
+                break  # sorted by x: every later shape is further right
+            if not _mergeable(a, b, digit_h):
+                continue
             union = merge(a, b)  # built only for a pair worth classifying
             score_candidates([union], ink, scorer)
-            sure = union.confidence > MERGE_CONFIDENCE
-            if sure and union.confidence > min(a.confidence, b.confidence):
-                cands[i : i + 2] = [union]
-                continue
-        i += 1
+            if _union_wins(a, b, union):
+                del cands[j]
+                cands[i] = union
+                merged = True
+            break  # the nearest plausible fragment decides
+        if not merged:
+            i += 1
     return cands
