@@ -282,6 +282,43 @@ def test_a_shape_unlike_one_digit_is_searched_too(width: int, mass: float, piece
     assert len(split_touching([shape], 0.0, ink, scorer)) == pieces
 
 
+@pytest.mark.parametrize(
+    ("right_w", "whole_conf", "labels"),
+    [(20, 0.2, [1, 4]), (20, 0.5, [4]), (8, 0.2, [4])],
+)
+def test_a_narrow_shape_read_unsurely_is_searched_but_not_cut_into_ones(
+    right_w: int, whole_conf: float, labels: list[int]
+) -> None:
+    """A 1 leaning into its neighbour's box makes a shape no wider than one digit that the
+    segmenter reads unsurely: it is cut into "1" and "4". Read surely, it stays whole, and
+    so does a shape that would be cut into two 1s (a 1 with a long flag)."""
+    from vision.segment.split import split_touching
+
+    ink = np.zeros((70, 60), np.float32)
+    ink[10:60, 5:13] = 1.0  # a 1
+    ink[10:60, 21 : 21 + right_w] = 1.0  # a block (a "4") or a second bar
+    ink[55:60, 5 : 21 + right_w] = 0.3  # a faint join: the shape is one component
+    shape = Candidate(5, 10, 16 + right_w, 50, ink[10:60, 5 : 21 + right_w] > 0)
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.full((len(x), 10), 0.01, np.float32)
+        for row, crop in zip(probs, x, strict=True):
+            cols = (crop[:20] > 64).any(0)
+            runs = np.diff(cols.astype(int)) == 1
+            if runs.sum() + cols[0] > 1:  # two strokes side by side: the whole shape
+                row[:] = (1 - whole_conf) / 9
+                row[4] = whole_conf
+            elif cols.sum() > 5:
+                row[4] = 0.92  # a block: a sure 4
+            else:
+                row[1] = 0.92  # one bar: a sure 1
+        return probs
+
+    assert 0.45 < shape.w / shape.h < 0.9
+    out = split_touching([shape], 0.0, ink, scorer)
+    assert [int(np.argmax(c.probs)) for c in out] == labels
+
+
 @pytest.mark.parametrize(("union_four", "merged"), [(0.8, True), (0.03, False)])
 def test_an_open_four_in_two_fragments_is_merged(union_four: float, merged: bool) -> None:
     """The arms of a wide, open-top 4 merge when their union reads as a 4; two digits whose

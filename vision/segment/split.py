@@ -21,6 +21,12 @@ QUICK_WHOLE_CONFIDENCE = 0.95
 # a shape as "not one digit", leaves less than PAIR_MASS of probability to the digits.
 PAIR_ASPECT = 0.9
 PAIR_MASS = 0.5
+# A narrower shape is searched when the segmenter reads it at under UNSURE_CONFIDENCE as
+# any digit and it is at least UNSURE_ASPECT wide: a 1 leaning into its neighbour's box
+# ("14" read as a weak 4). Such a shape is not cut into 1s only: that is one 1 with a
+# long flag, as many Europeans write it, far more often than two 1s touching.
+UNSURE_ASPECT = 0.45
+UNSURE_CONFIDENCE = 0.3
 # Fragments side by side are merged when their union reads as a digit at least this sure
 # (and surer than the weaker fragment), up to this wide for its height (an open-top 4).
 # The segmenter's "not one digit" class keeps two neighbouring digits from reading as one.
@@ -222,18 +228,20 @@ def split_touching(
         wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
         assert c.probs is not None
         pair = aspect > PAIR_ASPECT and float(c.probs.sum()) < PAIR_MASS
-        if not (wide or pair):
+        unsure = aspect > UNSURE_ASPECT and c.confidence < UNSURE_CONFIDENCE
+        if not (wide or pair or unsure):
             out.append(c)
             continue
         scored: dict[PieceKey, Candidate] = {}
         cuts = max(1, round(aspect / QUICK_CUT_WIDTH))
-        quick = split_best(c, ink, scorer, max_cuts=cuts, scored=scored)
+        pieces = split_best(c, ink, scorer, max_cuts=cuts, scored=scored)
         # Kept whole, the shape must be a surer digit than a piece must be.
-        need = QUICK_CONFIDENCE if len(quick) > 1 else QUICK_WHOLE_CONFIDENCE
-        if min(p.confidence for p in quick) >= need:
-            out.extend(quick)
-        else:
-            out.extend(split_best(c, ink, scorer, scored=scored))
+        need = QUICK_CONFIDENCE if len(pieces) > 1 else QUICK_WHOLE_CONFIDENCE
+        if min(p.confidence for p in pieces) < need:
+            pieces = split_best(c, ink, scorer, scored=scored)
+        if not (wide or pair) and all(int(np.argmax(p.probs)) == 1 for p in pieces):
+            pieces = [c]  # a flagged 1, not "11"
+        out.extend(pieces)
     return out
 
 
