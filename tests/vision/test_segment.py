@@ -7,12 +7,24 @@ import numpy as np
 import pytest
 
 from tests.vision.conftest import render
-from vision.segment import Candidate
+from vision.segment import Candidate, Scorer
 
 
 def _solid(x: int, y: int, w: int, h: int) -> Candidate:
     """A candidate whose mask fills its box."""
     return Candidate(x, y, w, h, np.ones((h, w), bool))
+
+
+def _reads(label: int, conf: float, rest: float) -> np.ndarray:
+    """Probabilities that read `label` at `conf` and `rest` for every other digit."""
+    probs = np.full(10, rest, np.float32)
+    probs[label] = conf
+    return probs
+
+
+def _always(label: int, conf: float, rest: float = 0.01) -> Scorer:
+    """A scorer that reads every crop alike (the union of two fragments, in merge tests)."""
+    return lambda x: np.tile(_reads(label, conf, rest), (len(x), 1))
 
 
 def test_rims_of_dark_regions_are_dropped_but_not_strokes_beside_them() -> None:
@@ -330,17 +342,9 @@ def test_an_open_four_in_two_fragments_is_merged(union_four: float, merged: bool
     ink[20:55, 32:38] = 1.0  # the stem
     left = Candidate(2, 30, 28, 20, ink[30:50, 2:30] > 0)
     stem = Candidate(32, 20, 6, 35, ink[20:55, 32:38] > 0)
-    left.probs = np.full(10, 0.07, np.float32)
-    left.probs[6] = 0.3  # a broken 4's arm reads as nothing much
-    stem.probs = np.full(10, 0.01, np.float32)
-    stem.probs[1] = 0.91
-
-    def scorer(x: np.ndarray) -> np.ndarray:
-        probs = np.full((len(x), 10), 0.01, np.float32)
-        probs[:, 4] = union_four
-        return probs
-
-    out = merge_checked([stem, left], 50.0, ink, scorer)
+    left.probs = _reads(6, 0.3, 0.07)  # a broken 4's arm reads as nothing much
+    stem.probs = _reads(1, 0.91, 0.01)
+    out = merge_checked([stem, left], 50.0, ink, _always(4, union_four))
     assert (len(out) == 1) == merged
     if merged:
         assert (out[0].x, out[0].w, out[0].h) == (2, 36, 35)  # wider than tall
@@ -359,15 +363,8 @@ def test_fragments_merge_past_a_digit_of_another_line() -> None:
     stem = Candidate(32, 20, 6, 35, ink[20:55, 32:38] > 0)
     below = Candidate(12, 90, 6, 40, ink[90:130, 12:18] > 0)
     for piece, label, conf in ((left, 6, 0.3), (stem, 1, 0.91), (below, 1, 0.95)):
-        piece.probs = np.full(10, 0.005, np.float32)
-        piece.probs[label] = conf
-
-    def scorer(x: np.ndarray) -> np.ndarray:
-        probs = np.full((len(x), 10), 0.01, np.float32)
-        probs[:, 4] = 0.8
-        return probs
-
-    out = merge_checked([stem, below, left], 50.0, ink, scorer)
+        piece.probs = _reads(label, conf, 0.005)
+    out = merge_checked([stem, below, left], 50.0, ink, _always(4, 0.8))
     assert sorted((c.x, c.y, c.w, c.h) for c in out) == [(2, 20, 36, 35), (12, 90, 6, 40)]
 
 
@@ -382,17 +379,9 @@ def test_a_weak_digit_is_not_swallowed_by_its_neighbour(union_conf: float, merge
     ink[8:56, 27:55] = 1.0  # its sure neighbour
     weak = Candidate(5, 12, 20, 38, ink[12:50, 5:25] > 0)
     sure = Candidate(27, 8, 28, 48, ink[8:56, 27:55] > 0)
-    weak.probs = np.full(10, 0.02, np.float32)
-    weak.probs[8] = 0.7
-    sure.probs = np.full(10, 0.003, np.float32)
-    sure.probs[4] = 0.965
-
-    def scorer(x: np.ndarray) -> np.ndarray:
-        probs = np.full((len(x), 10), 0.001, np.float32)
-        probs[:, 4] = union_conf
-        return probs
-
-    out = merge_checked([sure, weak], 48.0, ink, scorer)
+    weak.probs = _reads(8, 0.7, 0.02)
+    sure.probs = _reads(4, 0.965, 0.003)
+    out = merge_checked([sure, weak], 48.0, ink, _always(4, union_conf, 0.001))
     assert len(out) == (1 if merged else 2)
 
 
@@ -410,15 +399,8 @@ def test_two_short_strokes_one_above_the_other_are_merged(piece_h: int, merged: 
     top = Candidate(10, top_y, 30, piece_h, ink[top_y : top_y + piece_h, 10:40] > 0)
     foot = Candidate(40, foot_y, 15, piece_h, ink[foot_y : foot_y + piece_h, 40:55] > 0)
     for piece in (top, foot):
-        piece.probs = np.full(10, 0.05, np.float32)
-        piece.probs[7] = 0.5  # a fragment reads as nothing much
-
-    def scorer(x: np.ndarray) -> np.ndarray:
-        probs = np.full((len(x), 10), 0.01, np.float32)
-        probs[:, 3] = 0.9
-        return probs
-
-    out = merge_checked([foot, top], 60.0, ink, scorer)
+        piece.probs = _reads(7, 0.5, 0.05)  # a fragment reads as nothing much
+    out = merge_checked([foot, top], 60.0, ink, _always(3, 0.9))
     assert (len(out) == 1) == merged
     if merged:
         assert (out[0].x, out[0].y, out[0].w, out[0].h) == (10, 5, 45, 2 * piece_h + 3)
