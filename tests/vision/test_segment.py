@@ -496,3 +496,17 @@ def test_select_keeps_the_flagged_components(dropped: float) -> None:
     keep[0] = True  # the background is never selected, whatever its flag
     expected = np.isin(labels, np.nonzero(keep)[0]) & (labels > 0)
     assert np.array_equal(select(labels, stats, keep), expected)
+
+
+def test_a_flat_stroke_read_as_one_is_the_least_likely_piece() -> None:
+    """Cutting a 2's long base off reads the base as a "1": short and flat, it is both a
+    fragment and no 1, and pays for both."""
+    from vision.segment.split import _piece_prior
+
+    whole = _solid(0, 0, 63, 42)
+    base, tall = _solid(36, 29, 27, 13), _solid(40, 2, 8, 40)
+    base.probs = tall.probs = _reads(1, 0.7, 0.03)
+    assert _piece_prior(base, whole) == 1.0
+    assert _piece_prior(tall, whole) == 0.0
+    base.probs = _reads(2, 0.7, 0.03)
+    assert _piece_prior(base, whole) == 0.5

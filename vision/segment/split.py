@@ -123,16 +123,18 @@ def cut_columns(weight: np.ndarray, max_cuts: int | None = None) -> list[int]:
 
 
 def _piece_prior(p: Candidate, whole: Candidate) -> float:
-    """Log-score penalty for shapes rarely a digit: a sliver that is not a confident 1."""
+    """Log-score penalty for shapes rarely a digit: a sliver that is not a confident 1; a
+    fragment far shorter than the run; a 1 shorter than a digit (the last two add up)."""
     one = int(np.argmax(p.probs)) == 1
     if p.w < 0.15 * whole.h:
         tall_one = one and p.confidence > 0.9 and p.h > 0.8 * whole.h
         return 0.0 if tall_one else 0.5
+    penalty = 0.0
     if p.h < 0.5 * whole.h:
-        return 0.5  # a fragment, not a digit of the run
+        penalty += 0.5  # a fragment, not a digit of the run
     if one and p.h < 0.7 * whole.h:
-        return 0.5  # a stroke of its neighbour (a 4's bar, a 1's flag): a 1 is full height
-    return 0.0
+        penalty += 0.5  # a stroke of its neighbour (a 4's bar, a 1's flag): a 1 is full height
+    return penalty
 
 
 def split_best(
