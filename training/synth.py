@@ -75,12 +75,13 @@ def _pen_width(alpha: np.ndarray, height: int, rng: np.random.Generator) -> np.n
     if steps < 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * -steps + 1, 2 * -steps + 1))
         return cv2.dilate(alpha, k)
-    pieces = _pieces(alpha > 0.5)
+    drawn = alpha > 0.5
+    pieces, area = _pieces(drawn), int(drawn.sum())
     for s in range(steps, 0, -1):
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * s + 1, 2 * s + 1))
         thinned = cv2.erode(alpha, k)
-        kept = (thinned > 0.5).sum() > 0.3 * (alpha > 0.5).sum()
-        if kept and _pieces(thinned > 0.5) <= pieces:
+        left = thinned > 0.5
+        if left.sum() > 0.3 * area and _pieces(left) <= pieces:
             return thinned
     return alpha
 

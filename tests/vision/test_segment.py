@@ -331,6 +331,17 @@ def test_a_narrow_shape_read_unsurely_is_searched_but_not_cut_into_ones(
     assert [int(np.argmax(c.probs)) for c in out] == labels
 
 
+def _open_four(ink: np.ndarray) -> tuple[Candidate, Candidate]:
+    """Draw a 4 with an open top in two fragments, an "L" and its stem; (L, stem) as read."""
+    ink[30:50, 2:6] = ink[46:50, 2:30] = 1.0  # the left arm and the bar: an "L"
+    ink[20:55, 32:38] = 1.0  # the stem
+    left = Candidate(2, 30, 28, 20, ink[30:50, 2:30] > 0)
+    stem = _solid(32, 20, 6, 35)
+    left.probs = _reads(6, 0.3, 0.07)  # a broken 4's arm reads as nothing much
+    stem.probs = _reads(1, 0.91, 0.01)
+    return left, stem
+
+
 @pytest.mark.parametrize(("union_four", "merged"), [(0.8, True), (0.03, False)])
 def test_an_open_four_in_two_fragments_is_merged(union_four: float, merged: bool) -> None:
     """The arms of a wide, open-top 4 merge when their union reads as a 4; two digits whose
@@ -338,12 +349,7 @@ def test_an_open_four_in_two_fragments_is_merged(union_four: float, merged: bool
     from vision.segment.split import merge_checked
 
     ink = np.zeros((70, 70), np.float32)
-    ink[30:50, 2:6] = ink[46:50, 2:30] = 1.0  # the left arm and the bar: an "L"
-    ink[20:55, 32:38] = 1.0  # the stem
-    left = Candidate(2, 30, 28, 20, ink[30:50, 2:30] > 0)
-    stem = Candidate(32, 20, 6, 35, ink[20:55, 32:38] > 0)
-    left.probs = _reads(6, 0.3, 0.07)  # a broken 4's arm reads as nothing much
-    stem.probs = _reads(1, 0.91, 0.01)
+    left, stem = _open_four(ink)
     out = merge_checked([stem, left], 50.0, ink, _always(4, union_four))
     assert (len(out) == 1) == merged
     if merged:
@@ -356,14 +362,10 @@ def test_fragments_merge_past_a_digit_of_another_line() -> None:
     from vision.segment.split import merge_checked
 
     ink = np.zeros((140, 70), np.float32)
-    ink[30:50, 2:6] = ink[46:50, 2:30] = 1.0  # the "L" of a 4
-    ink[20:55, 32:38] = 1.0  # its stem
+    left, stem = _open_four(ink)
     ink[90:130, 12:18] = 1.0  # a 1 on the next line, between them by x
-    left = Candidate(2, 30, 28, 20, ink[30:50, 2:30] > 0)
-    stem = Candidate(32, 20, 6, 35, ink[20:55, 32:38] > 0)
-    below = Candidate(12, 90, 6, 40, ink[90:130, 12:18] > 0)
-    for piece, label, conf in ((left, 6, 0.3), (stem, 1, 0.91), (below, 1, 0.95)):
-        piece.probs = _reads(label, conf, 0.005)
+    below = _solid(12, 90, 6, 40)
+    below.probs = _reads(1, 0.95, 0.005)
     out = merge_checked([stem, below, left], 50.0, ink, _always(4, 0.8))
     assert sorted((c.x, c.y, c.w, c.h) for c in out) == [(2, 20, 36, 35), (12, 90, 6, 40)]
 
@@ -377,8 +379,7 @@ def test_a_weak_digit_is_not_swallowed_by_its_neighbour(union_conf: float, merge
     ink = np.zeros((60, 80), np.float32)
     ink[12:50, 5:25] = 0.5  # the faint digit
     ink[8:56, 27:55] = 1.0  # its sure neighbour
-    weak = Candidate(5, 12, 20, 38, ink[12:50, 5:25] > 0)
-    sure = Candidate(27, 8, 28, 48, ink[8:56, 27:55] > 0)
+    weak, sure = _solid(5, 12, 20, 38), _solid(27, 8, 28, 48)
     weak.probs = _reads(8, 0.7, 0.02)
     sure.probs = _reads(4, 0.965, 0.003)
     out = merge_checked([sure, weak], 48.0, ink, _always(4, union_conf, 0.001))

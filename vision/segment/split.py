@@ -32,6 +32,8 @@ UNSURE_CONFIDENCE = 0.3
 # The segmenter's "not one digit" class keeps two neighbouring digits from reading as one.
 MERGE_CONFIDENCE = 0.75
 MERGE_MAX_ASPECT = 1.3
+# Fragments are at most this many digit heights apart side by side.
+MERGE_GAP = 0.2
 # Fragments one above the other, diagonally (a 3 written in two strokes), are considered
 # too when each is under FRAGMENT_HEIGHT digit heights, they are at most FRAGMENT_GAP
 # apart vertically, and their union is at most FRAGMENT_UNION digit heights tall.
@@ -259,7 +261,7 @@ def _mergeable(a: Candidate, b: Candidate, digit_h: float) -> bool:
         and union_h <= FRAGMENT_UNION * digit_h
     )
     return (
-        gap <= 0.2 * digit_h
+        gap <= MERGE_GAP * digit_h
         and (v_overlap > 0.3 * min(a.h, b.h) or stacked)
         and union_w <= MERGE_MAX_ASPECT * union_h
         and (min(a.h, b.h) < 0.75 * union_h or min(a.confidence, b.confidence) < 0.8)
@@ -298,20 +300,24 @@ def merge_checked(
     i = 0
     while i < len(cands) - 1:
         a = cands[i]
-        merged = False
-        for j in range(i + 1, len(cands)):
-            b = cands[j]
-            if b.x - a.x2 > 0.2 * digit_h:
-                break  # sorted by x: every later shape is further right
-            if not _mergeable(a, b, digit_h):
-                continue
-            union = merge(a, b)  # built only for a pair worth classifying
+        j = _nearest_fragment(cands, i, digit_h)  # the nearest decides
+        if j is not None:
+            union = merge(a, cands[j])  # built only for a pair worth classifying
             score_candidates([union], ink, scorer)
-            if _union_wins(a, b, union):
+            if _union_wins(a, cands[j], union):
                 del cands[j]
-                cands[i] = union
-                merged = True
-            break  # the nearest plausible fragment decides
-        if not merged:
-            i += 1
+                cands[i] = union  # starts where `a` did: the order by x holds
+                continue
+        i += 1
     return cands
+
+
+def _nearest_fragment(cands: list[Candidate], i: int, digit_h: float) -> int | None:
+    """Index of the first shape right of `cands[i]` (sorted by x) that may be its fragment."""
+    a = cands[i]
+    for j in range(i + 1, len(cands)):
+        if cands[j].x - a.x2 > MERGE_GAP * digit_h:
+            return None  # sorted by x: every later shape is further right
+        if _mergeable(a, cands[j], digit_h):
+            return j
+    return None
