@@ -1,0 +1,43 @@
+"""Helpers of `digits bench read`: scoring and the Telegram-sized copies of real photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from training.bench_read import Score, as_1280x960
+
+
+def _jpeg(w: int, h: int) -> bytes:
+    img = np.full((h, w, 3), 230, np.uint8)
+    cv2.putText(img, "42", (w // 4, h // 2), cv2.FONT_HERSHEY_SIMPLEX, h / 200, (20, 20, 20), 3)
+    return cv2.imencode(".jpg", img)[1].tobytes()
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "size"),
+    [(2000, 1500, (1280, 960)), (1500, 2000, (960, 1280)), (400, 300, (1280, 960))],
+)
+def test_a_4_3_photo_is_resized_to_1280x960(w: int, h: int, size: tuple[int, int]) -> None:
+    out = as_1280x960(_jpeg(w, h))
+    assert out is not None
+    img = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_COLOR)
+    assert (img.shape[1], img.shape[0]) == size
+
+
+@pytest.mark.parametrize(("w", "h"), [(500, 500), (500, 100), (1920, 1080)])
+def test_other_frames_are_left_out(w: int, h: int) -> None:
+    assert as_1280x960(_jpeg(w, h)) is None
+
+
+def test_score_aligns_digits_and_ignores_spacing_for_exact() -> None:
+    s = Score("x")
+    s.add("a", "12 34", "1234", 10.0)  # same digits, other layout
+    s.add("b", "567", "5677", 30.0)  # one digit too many
+    m = s.summary()
+    assert m["exact"] == 0.5 and m["exact_layout"] == 0.0
+    assert m["digit_count_accuracy"] == 0.5
+    assert m["digit_accuracy"] == pytest.approx(6 / 7)  # 7 expected, one insertion
+    assert m["p50_ms"] == pytest.approx(20.0)
+    assert [f[0] for f in s.failures] == ["b"]
