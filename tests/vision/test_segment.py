@@ -295,20 +295,21 @@ def test_a_shape_unlike_one_digit_is_searched_too(width: int, mass: float, piece
 
 
 @pytest.mark.parametrize(
-    ("right_w", "whole_conf", "labels"),
-    [(20, 0.2, [1, 4]), (20, 0.5, [4]), (8, 0.2, [4])],
+    ("right_w", "right_h", "whole_conf", "labels"),
+    [(20, 50, 0.2, [1, 4]), (20, 50, 0.5, [4]), (8, 30, 0.2, [4]), (8, 50, 0.2, [1, 1])],
 )
-def test_a_narrow_shape_read_unsurely_is_searched_but_not_cut_into_ones(
-    right_w: int, whole_conf: float, labels: list[int]
+def test_a_narrow_shape_read_unsurely_is_searched_but_not_cut_into_a_1_and_its_flag(
+    right_w: int, right_h: int, whole_conf: float, labels: list[int]
 ) -> None:
     """A 1 leaning into its neighbour's box makes a shape no wider than one digit that the
     segmenter reads unsurely: it is cut into "1" and "4". Read surely, it stays whole, and
-    so does a shape that would be cut into two 1s (a 1 with a long flag)."""
+    so does a shape cut into a 1 and a shorter bar (a 1 with a long flag); two bars of
+    full height are two 1s."""
     from vision.segment.split import split_touching
 
     ink = np.zeros((70, 60), np.float32)
     ink[10:60, 5:13] = 1.0  # a 1
-    ink[10:60, 21 : 21 + right_w] = 1.0  # a block (a "4") or a second bar
+    ink[60 - right_h : 60, 21 : 21 + right_w] = 1.0  # a block (a "4") or a second bar
     ink[55:60, 5 : 21 + right_w] = 0.3  # a faint join: the shape is one component
     shape = Candidate(5, 10, 16 + right_w, 50, ink[10:60, 5 : 21 + right_w] > 0)
 
@@ -329,6 +330,52 @@ def test_a_narrow_shape_read_unsurely_is_searched_but_not_cut_into_ones(
     assert 0.45 < shape.w / shape.h < 0.9
     out = split_touching([shape], 0.0, ink, scorer)
     assert [int(np.argmax(c.probs)) for c in out] == labels
+
+
+@pytest.mark.parametrize(
+    ("whole", "pieces"), [(_reads(2, 0.9, 0.01), 1), (_reads(2, 0.5, 0.01), 2)]
+)
+def test_a_shape_read_surely_as_one_digit_is_cut_only_for_far_better_pieces(
+    whole: np.ndarray, pieces: int
+) -> None:
+    """A 2 with a long base: cut off, the base reads as a 2 as well. When the segmenter
+    reads the whole shape as one sure digit, the cut does not earn its place; when it
+    leaves probability to "not one digit", it does."""
+    from vision.segment.split import split_best
+
+    ink = np.zeros((60, 90), np.float32)
+    ink[5:55, 5:17] = ink[5:55, 63:75] = 1.0  # two strokes ...
+    ink[50:55, 5:75] = 0.3  # ... joined by a faint foot: one shape, 1.4 times as wide
+    shape = Candidate(5, 5, 70, 50, ink[5:55, 5:75] > 0)
+
+    def scorer(x: np.ndarray) -> np.ndarray:
+        probs = np.tile(_reads(2, 0.95, 0.005), (len(x), 1))  # any one stroke: a sure 2
+        for row, crop in zip(probs, x, strict=True):
+            cols = (crop[:20] > 64).any(0)
+            if (np.diff(cols.astype(int)) == 1).sum() + cols[0] > 1:
+                row[:] = whole  # both strokes: the whole shape
+        return probs
+
+    assert len(split_best(shape, ink, scorer)) == pieces
+
+
+@pytest.mark.parametrize(("half_width", "kept"), [(3, True), (7, False)])
+def test_a_faint_shape_twice_as_bold_as_the_pen_is_dropped(half_width: int, kept: bool) -> None:
+    """The edge of a hard shadow, divided by its background, leaves a band at about 0.7
+    of the pen's ink and far bolder than its strokes; a faint digit keeps the pen's width."""
+    from vision.segment.filters import drop_faint
+
+    ink = np.zeros((80, 200), np.float32)
+    pen = []
+    for x in (10, 40, 70):
+        ink[10:50, x : x + 6] = 1.0  # the writing: strokes 6 px wide
+        pen.append(_solid(x, 10, 6, 40))
+    w = 2 * half_width
+    ink[10:60, 120 : 120 + w] = 0.7
+    band = _solid(120, 10, w, 50)
+    out = drop_faint([*pen, band], ink)
+    assert out[:3] == pen
+    assert (band in out) == kept
 
 
 def _open_four(ink: np.ndarray) -> tuple[Candidate, Candidate]:

@@ -29,7 +29,8 @@ The steps, each answering something real photos contain:
    an unreadable shape cut by the image's border. Touching digits are split along
    cut paths through the faintest ink into the sequence of pieces the classifier scores
    best (dynamic programming; the thinnest cuts are tried first; the reader's segmenter
-   knows a touching pair as "not one digit", so such a shape rarely wins whole), and
+   knows a touching pair as "not one digit", so such a shape rarely wins whole, and a
+   shape it reads surely as one digit is cut only into far surer pieces), and
    digits are chained into lines by their neighbours, so slanted lines survive; a large
    gap or a removed wall separates two numbers on one line.
 

@@ -191,6 +191,8 @@ def drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
             continue
         if s < 0.65 * typical and w > 1.1 * typical_width:
             continue  # a shadow's wedge
+        if s < 0.75 * typical and w > 2.0 * typical_width:
+            continue  # a hard shadow's edge, twice as bold as the pen
         out.append(c)
     return out
 

@@ -23,10 +23,18 @@ PAIR_ASPECT = 0.9
 PAIR_MASS = 0.5
 # A narrower shape is searched when the segmenter reads it at under UNSURE_CONFIDENCE as
 # any digit and it is at least UNSURE_ASPECT wide: a 1 leaning into its neighbour's box
-# ("14" read as a weak 4). Such a shape is not cut into 1s only: that is one 1 with a
-# long flag, as many Europeans write it, far more often than two 1s touching.
+# ("14" read as a weak 4). Such a shape is cut into 1s only when each is at least
+# ONES_HEIGHT of its height: two 1s side by side. A shorter "1" is the long flag of one
+# 1, as many Europeans write it.
 UNSURE_ASPECT = 0.45
 UNSURE_CONFIDENCE = 0.3
+ONES_HEIGHT = 0.85
+# A shape the segmenter reads as one digit (more than ONE_DIGIT_MASS of probability on
+# the digits, at least ONE_DIGIT_CONFIDENCE on one) pays ONE_DIGIT_CUT more per cut: a
+# 2 with a long base, whose base reads as a 2 too, is not "22".
+ONE_DIGIT_MASS = 0.9
+ONE_DIGIT_CONFIDENCE = 0.7
+ONE_DIGIT_CUT = 0.3
 # Fragments side by side are merged when their union reads as a digit at least this sure
 # (and surer than the weaker fragment), up to this wide for its height (an open-top 4).
 # The segmenter's "not one digit" class keeps two neighbouring digits from reading as one.
@@ -206,10 +214,14 @@ def split_best(
     if force:
         return best[last][force][1] if force in best[last] else [c]
     whole = float(np.log(max(c.confidence, 1e-6))) - 0.25 * max(0.0, aspect - 1.1)
+    # A cut must earn its place: one wide digit (a 2 with a long base) is common.
+    cut_cost = 0.02 + 0.15 * max(0.0, 1.4 - aspect)
+    assert c.probs is not None
+    if float(c.probs.sum()) > ONE_DIGIT_MASS and c.confidence >= ONE_DIGIT_CONFIDENCE:
+        cut_cost += ONE_DIGIT_CUT
     choice, choice_score = [c], whole
     for n, (score, seq) in best[last].items():
-        # A cut must earn its place: one wide digit (a 2 with a long base) is common.
-        score -= (n - 1) * (0.02 + 0.15 * max(0.0, 1.4 - aspect))
+        score -= (n - 1) * cut_cost
         if score > choice_score:
             choice, choice_score = seq, score
     return choice
@@ -243,8 +255,9 @@ def split_touching(
         need = QUICK_CONFIDENCE if len(pieces) > 1 else QUICK_WHOLE_CONFIDENCE
         if min(p.confidence for p in pieces) < need:
             pieces = split_best(c, ink, scorer, scored=scored)
-        if not (wide or pair) and all(int(np.argmax(p.probs)) == 1 for p in pieces):
-            pieces = [c]  # a flagged 1, not "11"
+        ones = all(int(np.argmax(p.probs)) == 1 for p in pieces)
+        if not (wide or pair) and ones and any(p.h < ONES_HEIGHT * c.h for p in pieces):
+            pieces = [c]  # a 1 with a long flag, not "11"
         out.extend(pieces)
     return out
 
