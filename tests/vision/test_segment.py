@@ -232,14 +232,32 @@ def test_faint_shapes_do_not_set_the_digit_height() -> None:
 
     mask = np.zeros((400, 600), np.uint8)
     for i in range(4):
-        cv2.ellipse(mask, (60 + 60 * i, 70), (12, 18), 0, 0, 360, 1, 4)
+        cv2.ellipse(mask, (60 + 60 * i, 70), (12, 18), 0, 0, 360, 1, 6)
     ink = mask.astype(np.float32) * 0.7
-    for tip in range(3):  # three filled wedges, more than half the shapes' heights
-        pts = np.array([(300 + 90 * tip, 390), (340 + 90 * tip, 200), (360 + 90 * tip, 390)])
+    for tip in range(3):  # three wedges, more than half the shapes, hardly bolder than 0s
+        pts = np.array([(300 + 90 * tip, 390), (308 + 90 * tip, 200), (316 + 90 * tip, 390)])
         cv2.fillPoly(mask, [pts.astype(np.int32)], 1)
         cv2.fillPoly(ink, [pts.astype(np.int32)], 0.2)
     assert typical_height(mask.astype(bool)) > 150
     assert 38 <= typical_height(mask.astype(bool), ink) <= 44
+
+
+@pytest.mark.parametrize(("bold", "height"), [(True, 41), (False, 125)])
+def test_shapes_far_bolder_and_taller_do_not_set_the_digit_height(bold: bool, height: int) -> None:
+    """A hard shadow's solid wedge on the small probe copy, where the pen's strokes blur
+    to its darkness, is not writing; large digits written with the same pen are."""
+    from vision.segment.ink import typical_height
+
+    mask = np.zeros((200, 400), np.uint8)
+    for i in range(3):
+        cv2.ellipse(mask, (30 + 40 * i, 40), (10, 18), 0, 0, 360, 1, 3)  # 0s, 41 px tall
+    for i in range(2):
+        x = 200 + 80 * i
+        if bold:  # a wedge 60 px wide at its foot
+            cv2.fillPoly(mask, [np.array([(x, 180), (x + 30, 60), (x + 60, 180)], np.int32)], 1)
+        else:  # a 0 of the same pen, 125 px tall
+            cv2.ellipse(mask, (x + 30, 120), (25, 60), 0, 0, 360, 1, 3)
+    assert typical_height(mask.astype(bool)) == height
 
 
 def test_touching_digits_try_the_thinnest_cuts_first(reader, clear_digits, monkeypatch) -> None:

@@ -16,6 +16,10 @@ from vision.segment.lines import long_lines
 # pen stroke, narrow enough to follow the edge of a shadow (a closing as wide as the page
 # leaves a band of false ink along it). Without a digit height: a tenth of the long side.
 BG_KERNEL_DIGITS = 0.5
+# The digit height ignores shapes BLOB_BOLDER times bolder and BLOB_TALLER times taller
+# than the median shape (see `typical_height`).
+BLOB_BOLDER = 3.0
+BLOB_TALLER = 2.0
 
 
 def background_kernel(shape: tuple[int, ...], digit_h: float) -> int:
@@ -159,11 +163,31 @@ def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask, faint
 
 
+def _bold_and_tall(
+    mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, ok: np.ndarray
+) -> np.ndarray:
+    """Which components (of those `ok`) are BLOB_BOLDER times bolder and BLOB_TALLER
+    times taller than the median one: a hard shadow's solid wedge, not writing."""
+    x, y, w, h = (stats[1:, i] for i in range(4))
+    tall = ok & (h > BLOB_TALLER * np.median(h[ok]))
+    if not tall.any():
+        return tall  # the common case: no distance map needed
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    half = np.zeros(len(h), np.float32)  # half the boldest stroke's width
+    for i in np.nonzero(ok)[0]:
+        box = (slice(y[i], y[i] + h[i]), slice(x[i], x[i] + w[i]))
+        half[i] = dist[box][labels[box] == i + 1].max()
+    blob = tall & (half > BLOB_BOLDER * np.median(half[ok]))
+    return blob if (ok & ~blob).any() else np.zeros_like(blob)
+
+
 def typical_height(mask: np.ndarray, ink: np.ndarray | None = None) -> float:
     """Median height of digit-like components (lines and specks excluded).
 
     With the `ink` map, shapes far fainter than the writing do not count: the outline or
     the tip of a hard shadow is larger than any digit, and would otherwise set the size.
+    Nor do shapes far bolder and taller than the rest: a hard shadow's solid wedge, as
+    dark as the pen on a small copy where the pen's strokes blur.
     """
     n, labels, stats = components(mask)
     if n <= 1:
@@ -179,6 +203,8 @@ def typical_height(mask: np.ndarray, ink: np.ndarray | None = None) -> float:
         faint = mean < 0.5 * np.median(mean[ok])
         if (ok & ~faint).any():
             ok &= ~faint
+    if ok.sum() >= 3:
+        ok &= ~_bold_and_tall(mask, labels, stats, ok)
     H, W = mask.shape
     inside = (x > 1) & (y > 1) & (x + w < W - 1) & (y + h < H - 1)
     if (ok & inside).any():
