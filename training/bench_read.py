@@ -1,6 +1,8 @@
 """`digits bench read`: reader accuracy and latency on synthetic and real photos.
 
 Latency is end to end (decode the encoded bytes, segment, classify) on one CPU thread.
+The 1280×960 lines time that size apart: the synthetic photos drawn at it, and the real
+photos with a 4:3 frame resized to it (Telegram sends a photo at most 1280 px long).
 Accuracy: digit accuracy aligns the read digits with the expected ones by edit distance
 (whitespace removed); exact-string accuracy compares the digit sequences with
 whitespace removed (as the dev set's README asks), and "layout" compares the full text
