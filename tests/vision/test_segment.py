@@ -289,12 +289,14 @@ def test_touching_digits_try_the_thinnest_cuts_first(reader, clear_digits, monke
 @pytest.mark.parametrize(("width", "mass", "pieces"), [(57, 0.2, 2), (57, 1.0, 1), (48, 0.2, 1)])
 def test_a_shape_unlike_one_digit_is_searched_too(width: int, mass: float, pieces: int) -> None:
     """Two bars joined at the foot, nearly as wide as tall, are searched for a cut when
-    the segmenter leaves little probability to the digits (its "not one digit" class)."""
+    the segmenter leaves little probability to the digits (its "not one digit" class).
+    The right bar is a little shorter: narrower shapes, searched only because the
+    segmenter reads them unsurely, are not cut into a 1 and a shorter stroke."""
     from vision.segment.split import split_touching
 
     ink = np.zeros((80, 80), np.float32)
     ink[10:70, 10:22] = 1.0
-    ink[10:70, 10 + width - 12 : 10 + width] = 1.0
+    ink[22:70, 10 + width - 12 : 10 + width] = 1.0  # 0.8 of the left bar's height
     ink[64:70, 10 : 10 + width] = 0.3  # a faint join: the shape is one component
     shape = Candidate(10, 10, width, 60, ink[10:70, 10 : 10 + width] > 0)
 

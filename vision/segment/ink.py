@@ -16,10 +16,12 @@ from vision.segment.lines import long_lines
 # pen stroke, narrow enough to follow the edge of a shadow (a closing as wide as the page
 # leaves a band of false ink along it). Without a digit height: a tenth of the long side.
 BG_KERNEL_DIGITS = 0.5
-# The digit height ignores shapes BLOB_BOLDER times bolder and BLOB_TALLER times taller
-# than the median shape (see `typical_height`).
+# The digit height ignores solid shapes, BLOB_BOLDER times bolder and BLOB_TALLER times
+# taller than the median shape, whose boldest stroke is more than BLOB_WIDTH of their
+# height wide: no pen's digit is that bold (see `typical_height`).
 BLOB_BOLDER = 3.0
 BLOB_TALLER = 2.0
+BLOB_WIDTH = 0.25
 
 
 def background_kernel(shape: tuple[int, ...], digit_h: float) -> int:
@@ -166,18 +168,21 @@ def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _bold_and_tall(
     mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, ok: np.ndarray
 ) -> np.ndarray:
-    """Which components (of those `ok`) are BLOB_BOLDER times bolder and BLOB_TALLER
-    times taller than the median one: a hard shadow's solid wedge, not writing."""
+    """Which components (of those `ok`) are solid, BLOB_BOLDER times bolder and
+    BLOB_TALLER times taller than the median one: a hard shadow's wedge, not writing."""
     x, y, w, h = (stats[1:, i] for i in range(4))
     tall = ok & (h > BLOB_TALLER * np.median(h[ok]))
     if not tall.any():
         return tall  # the common case: no distance map needed
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    # Padded: OpenCV does not count the outside of the image as background.
+    padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
     half = np.zeros(len(h), np.float32)  # half the boldest stroke's width
     for i in np.nonzero(ok)[0]:
         box = (slice(y[i], y[i] + h[i]), slice(x[i], x[i] + w[i]))
         half[i] = dist[box][labels[box] == i + 1].max()
-    blob = tall & (half > BLOB_BOLDER * np.median(half[ok]))
+    solid = 2 * half > BLOB_WIDTH * h
+    blob = tall & solid & (half > BLOB_BOLDER * np.median(half[ok]))
     return blob if (ok & ~blob).any() else np.zeros_like(blob)
 
 
