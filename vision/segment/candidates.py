@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from vision.normalize import normalize_digit, saturate
-from vision.segment.components import components
+from vision.segment.components import components, half_width
 
 # A scorer maps MNIST-normalised crops [N, 28, 28] to digit probabilities [N, 10]; they
 # sum to less than 1 where a segmenter's "not one digit" class takes the rest.
@@ -60,8 +60,7 @@ class Candidate:
     @cached_property
     def half_width(self) -> float:
         """Half the boldest stroke's width: the mask's largest distance to background."""
-        padded = cv2.copyMakeBorder(self.mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
-        return float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
+        return half_width(self.mask)
 
 
 @dataclass

@@ -16,6 +16,13 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return cv2.connectedComponentsWithStatsWithAlgorithm(m, 8, cv2.CV_32S, cv2.CCL_BBDT)[:3]
 
 
+def half_width(mask: np.ndarray) -> float:
+    """Half the boldest stroke's width: the mask's largest distance to background."""
+    # Padded: OpenCV does not count the outside of the image as background.
+    padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
+    return float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
+
+
 def holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The components of `mask` that hold a pixel of `seeds` (bool masks)."""
     n, labels, stats = components(mask)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vision.normalize import quantile
-from vision.segment.components import components, holding, labels_holding, select
+from vision.segment.components import components, half_width, holding, labels_holding, select
 from vision.segment.lines import long_lines
 
 # The background closing spans about this many digit heights: wide enough to erase any
@@ -165,22 +165,17 @@ def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mask, faint
 
 
-def _bold_and_tall(
-    mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, ok: np.ndarray
-) -> np.ndarray:
+def _bold_and_tall(labels: np.ndarray, stats: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Which components (of those `ok`) are solid, BLOB_BOLDER times bolder and
     BLOB_TALLER times taller than the median one: a hard shadow's wedge, not writing."""
     x, y, w, h = (stats[1:, i] for i in range(4))
     tall = ok & (h > BLOB_TALLER * np.median(h[ok]))
     if not tall.any():
-        return tall  # the common case: no distance map needed
-    # Padded: OpenCV does not count the outside of the image as background.
-    padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, 0)
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
-    half = np.zeros(len(h), np.float32)  # half the boldest stroke's width
+        return tall  # the common case: no stroke widths needed
+    half = np.zeros(len(h), np.float32)
     for i in np.nonzero(ok)[0]:
         box = (slice(y[i], y[i] + h[i]), slice(x[i], x[i] + w[i]))
-        half[i] = dist[box][labels[box] == i + 1].max()
+        half[i] = half_width(labels[box] == i + 1)
     solid = 2 * half > BLOB_WIDTH * h
     blob = tall & solid & (half > BLOB_BOLDER * np.median(half[ok]))
     return blob if (ok & ~blob).any() else np.zeros_like(blob)
@@ -209,7 +204,7 @@ def typical_height(mask: np.ndarray, ink: np.ndarray | None = None) -> float:
         if (ok & ~faint).any():
             ok &= ~faint
     if ok.sum() >= 3:
-        ok &= ~_bold_and_tall(mask, labels, stats, ok)
+        ok &= ~_bold_and_tall(labels, stats, ok)
     H, W = mask.shape
     inside = (x > 1) & (y > 1) & (x + w < W - 1) & (y + h < H - 1)
     if (ok & inside).any():
