@@ -13,7 +13,7 @@ MAX_SIDE = 800
 MIN_SIDE = 200
 MAX_UPSCALE = 6.0
 # Large writing is worked on at about this digit height (pixels) ...
-WORK_DIGIT_H = 48.0
+WORK_DIGIT_H = 42.0
 # ... unless that would thin the pen's stroke below this width (pixels).
 MIN_WORK_STROKE = 2.5
 # The writing's size is estimated on a copy with this long side (pixels).
