@@ -566,6 +566,25 @@ def test_select_keeps_the_flagged_components(dropped: float) -> None:
     assert np.array_equal(select(labels, stats, keep), expected)
 
 
+@pytest.mark.parametrize("step", [2, 7])
+def test_components_count_every_shape_of_a_bool_or_uint8_mask(step: int) -> None:
+    """Labels are 16-bit where they fit; 80,000 specks (step 2) need 32-bit ones, and
+    both give every shape its own label, with its box and area."""
+    grid = np.zeros((560, 1000), bool)
+    grid[::step, ::step] = True
+    shapes = grid.sum()
+    assert (shapes > 65_535) == (step == 2)
+    from vision.segment.components import components
+
+    for mask in (grid, grid.astype(np.uint8) * 255):
+        n, labels, stats = components(mask)
+        assert n == shapes + 1
+        assert np.array_equal(labels > 0, grid)
+        assert (stats[1:, 2:] == 1).all()  # one pixel wide, high and large
+        ys, xs = np.nonzero(grid)
+        assert np.array_equal(stats[labels[ys, xs], :2], np.stack([xs, ys], axis=1))
+
+
 def test_a_flat_stroke_read_as_one_is_the_least_likely_piece() -> None:
     """Cutting a 2's long base off reads the base as a "1": short and flat, it is both a
     fragment and no 1, and pays for both."""
