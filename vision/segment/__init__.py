@@ -4,7 +4,7 @@ The steps, each answering something real photos contain:
 
 1. Work at a bounded resolution: large photos are shrunk, tiny crops (a 60×35 px cell of
    a form) are enlarged so strokes are several pixels wide. A quick probe on a 320 px
-   copy measures the writing; large writing is worked on at about 48 px digit height,
+   copy measures the writing; large writing is worked on at about 42 px digit height,
    which is as accurate and several times faster. The size estimate ignores outlines
    (a hard shadow's edge) far taller than the solid shapes, shapes far fainter than
    the writing (a shadow's tip), and shapes far bolder and taller than the rest (a
