@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vision.classifier import SEGMENTER_MODEL_PATH, DigitClassifier
@@ -38,6 +39,13 @@ from vision.segment import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.8
+# A digit the classifier reads at under STEADY_BELOW is read again at four one-pixel
+# shifts and the five readings are averaged: centring by centre of mass rounds to whole
+# pixels, and an unsure reading can hinge on that pixel. Three seeds of 500 synthetic
+# photos: +7 -1 read exactly (0.7 and 0.9 alike), the real photos as before; applied to
+# every digit, the same gain for five times the classifier's work.
+STEADY_BELOW = 0.7
+_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
 
 @dataclass
@@ -176,8 +184,8 @@ class DigitReader:
         seg = segment(array, scorer)
         if expected_digits is not None:
             seg = constrain(seg, expected_digits, scorer)
-        if self.segmenter is not None and self.segmenter is not clf:
-            _relabel(seg.digits, clf)
+        rescore = self.segmenter is not None and self.segmenter is not clf
+        _label(seg.digits, clf, rescore=rescore)
         height, width = (round(s * scale) for s in array.shape[:2])
         digits = []
         total = seg.scale * scale
@@ -208,14 +216,33 @@ class DigitReader:
         return Reading(_text(seg.lines), digits, width, height, elapsed, page)
 
 
-def _relabel(digits: list[Candidate], clf: DigitClassifier) -> None:
-    """The classifier's probabilities for the digits cut (one batched call)."""
+def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> None:
+    """The classifier's final probabilities for the digits cut (at most two batched calls).
+
+    With `rescore`, every digit is classified again (the segmenter scored the cuts);
+    then the unsure ones are read at one-pixel shifts too (STEADY_BELOW).
+    """
     if not digits:
         return
     assert all(c.crop is not None for c in digits)  # segment() scored every digit it kept
-    crops = np.stack([c.crop for c in digits])  # type: ignore[misc]
-    for c, probs in zip(digits, clf.classify(crops), strict=True):
-        c.probs = probs
+    if rescore:
+        crops = np.stack([c.crop for c in digits])  # type: ignore[misc]
+        for c, probs in zip(digits, clf.classify(crops), strict=True):
+            c.probs = probs
+    weak = [c for c in digits if c.confidence < STEADY_BELOW]
+    if not weak:
+        return
+    shifted = [_shift(c.crop, dx, dy) for c in weak for dx, dy in _SHIFTS]  # type: ignore[arg-type]
+    readings = clf.classify(np.stack(shifted)).reshape(len(weak), len(_SHIFTS), -1)
+    for c, probs in zip(weak, readings, strict=True):
+        assert c.probs is not None
+        c.probs = (c.probs + probs.sum(axis=0)) / (1 + len(_SHIFTS))
+
+
+def _shift(crop: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """The 28×28 crop moved by whole pixels, black where it moved away from."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(crop, m, (crop.shape[1], crop.shape[0]), borderValue=0)
 
 
 def _check_array(image: np.ndarray) -> np.ndarray:
