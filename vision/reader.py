@@ -5,9 +5,10 @@ segmentation decides where to split and merge (its thresholds are tuned to that 
 confidences, and it gives two touching digits little confidence as any one digit), and
 the *classifier* reads the digits finally cut. Fine-tuning the classifier (on reader-cut
 crops, on users' corrections) then improves the labels without shifting where digits
-are cut. `read` is stateless apart from the models, so worker
-threads may share one reader. To swap the classifier, `with_classifier` returns a new
-reader (or assign `reader.classifier`: each `read` picks it up once, at its start).
+are cut; a digit it reads unsurely is read again at one-pixel shifts (STEADY_BELOW).
+`read` is stateless apart from the models, so worker threads may share one reader. To
+swap the classifier, `with_classifier` returns a new reader (or assign
+`reader.classifier`: each `read` picks it up once, at its start).
 """
 
 from __future__ import annotations
