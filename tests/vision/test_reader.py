@@ -157,11 +157,18 @@ def test_boxes_around_digits_are_not_ones(reader, clear_digits) -> None:
     assert "1" not in reader.read(img).text
 
 
-@pytest.mark.xfail(
-    reason="saturated coloured paper with red ink is misread (issue 3, open)", strict=True
+@pytest.mark.parametrize(
+    ("paper", "ink"),
+    [
+        ((230, 150, 120), (60, 40, 220)),  # red pen on blue paper (BGR)
+        ((120, 150, 230), (220, 40, 60)),  # blue pen on orange paper
+        ((120, 200, 240), (200, 60, 40)),  # blue pen on yellow paper
+        ((140, 230, 140), (60, 40, 220)),  # red pen on green paper
+    ],
 )
-def test_coloured_paper_red_pen(reader, clear_digits) -> None:
-    img = render("6385", clear_digits, paper=(230, 150, 120), ink=(60, 40, 220))
+def test_coloured_paper_and_pen(reader, clear_digits, paper, ink) -> None:
+    """Pens brighter than the paper in one channel: the red pen in blue paper's red channel."""
+    img = render("6385", clear_digits, paper=paper, ink=ink)
     assert reader.read(img).text == "6385"
 
 

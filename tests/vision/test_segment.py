@@ -566,6 +566,25 @@ def test_select_keeps_the_flagged_components(dropped: float) -> None:
     assert np.array_equal(select(labels, stats, keep), expected)
 
 
+def test_a_channel_in_which_the_pen_is_brighter_than_the_paper_is_left_out() -> None:
+    """Red ink on blue paper is bright in the red channel; black ink and glare are not."""
+    from vision.segment.ink import dark_ink_channels
+
+    page = np.empty((200, 300, 3), np.uint8)
+    page[:] = (230, 150, 120)  # blue paper (BGR)
+    strokes = np.zeros((200, 300), bool)
+    strokes[50:150, 40:46] = strokes[50:56, 40:120] = strokes[50:150, 200:206] = True
+    page[strokes] = (60, 40, 220)  # a red pen
+    kept = dark_ink_channels(cv2.split(page))
+    assert [int(c[0, 0]) for c in kept] == [230, 150]  # blue and green: the pen is dark
+    page[strokes] = (30, 30, 30)  # a black pen
+    assert len(dark_ink_channels(cv2.split(page))) == 3
+    white = np.full((200, 300, 3), 200, np.uint8)
+    white[strokes] = 255  # glare brightens every channel alike
+    assert len(dark_ink_channels(cv2.split(white))) == 3
+    assert len(dark_ink_channels([white[:, :, 0]])) == 1
+
+
 @pytest.mark.parametrize("step", [2, 7])
 def test_components_count_every_shape_of_a_bool_or_uint8_mask(step: int) -> None:
     """Labels are 16-bit where they fit; 80,000 specks (step 2) need 32-bit ones, and

@@ -12,8 +12,10 @@ The steps, each answering something real photos contain:
 2. Ink map: each colour channel is divided by its background (a morphological closing
    half a digit tall, so it follows shadow edges; the probe's or a first pass's digit
    height sets it), which flattens uneven light and makes coloured paper white; the
-   darkest channel is kept as ink, so any pen colour shows. Light-on-dark input is
-   detected and inverted.
+   darkest channel is kept as ink, so any pen colour shows. A channel in which the pen
+   is brighter than the paper (a red pen on blue paper) is left out: its closing would
+   spread the pen's brightness over the writing. Light-on-dark input is detected and
+   inverted.
 3. Two thresholds with hysteresis: a firm one finds strokes, a softer one recovers their
    faint parts. Faint lines that join into a net over the page (squared paper, a form,
    photographed at a slant) are thresholded again between their ink and the pen's; the

@@ -22,6 +22,9 @@ BG_KERNEL_DIGITS = 0.5
 BLOB_BOLDER = 3.0
 BLOB_TALLER = 2.0
 BLOB_WIDTH = 0.25
+# A channel's pixels this far (0-255) from its paper's level depart from it: the pen, a
+# stain (see `dark_ink_channels`).
+CHANNEL_DEPARTURE = 40
 
 
 def background_kernel(shape: tuple[int, ...], digit_h: float) -> int:
@@ -95,6 +98,31 @@ def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool, kernel: int) ->
     return np.clip(1.0 - ratio, 0.0, 1.0)
 
 
+def dark_ink_channels(channels: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The colour channels in which the pen is darker than the paper.
+
+    A red pen on blue paper is brighter than the paper in the red channel: a closing
+    there spreads the pen's brightness over the writing's whole area, and the paper
+    beside the digits, darker than that, reads as a grey band of ink. Such a channel is
+    left out, but only when the channels disagree: another one holds mostly dark
+    departures from its paper while this one holds mostly bright ones. Glare or a light
+    page brightens every channel alike, and then all are kept.
+    """
+    if len(channels) < 2:
+        return list(channels)
+    bright, dark = [], []
+    for ch in channels:
+        hist = np.bincount(ch[::4, ::4].ravel(), minlength=256)  # a sample is enough
+        cum = np.cumsum(hist)
+        median = int(np.searchsorted(cum, cum[-1] // 2, side="right"))
+        bright.append(int(hist[median + CHANNEL_DEPARTURE + 1 :].sum()))
+        dark.append(int(hist[: max(0, median - CHANNEL_DEPARTURE)].sum()))
+    light = [b > 2 * d for b, d in zip(bright, dark, strict=True)]
+    if not any(d > 2 * b for b, d in zip(bright, dark, strict=True)) or all(light):
+        return list(channels)
+    return [ch for ch, skip in zip(channels, light, strict=True) if not skip]
+
+
 def detect_light_ink(grey: np.ndarray) -> bool:
     """True for light writing on a dark background (chalkboard, inverted scans).
 
@@ -126,6 +154,8 @@ def ink_map(image: np.ndarray, kernel: int | None = None) -> np.ndarray:
     channels = cv2.split(image) if image.ndim == 3 else [image]
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     dark_ink = not detect_light_ink(grey)
+    if dark_ink:
+        channels = dark_ink_channels(channels)
     ink = _channel_ink(channels, dark_ink, kernel)
     return cv2.GaussianBlur(ink, (3, 3), 0)
 
