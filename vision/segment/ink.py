@@ -111,12 +111,10 @@ def dark_ink_channels(channels: Sequence[np.ndarray]) -> list[np.ndarray]:
     if len(channels) < 2:
         return list(channels)
     bright, dark = [], []
-    for ch in channels:
-        hist = np.bincount(ch[::4, ::4].ravel(), minlength=256)  # a sample is enough
-        cum = np.cumsum(hist)
-        median = int(np.searchsorted(cum, cum[-1] // 2, side="right"))
-        bright.append(int(hist[median + CHANNEL_DEPARTURE + 1 :].sum()))
-        dark.append(int(hist[: max(0, median - CHANNEL_DEPARTURE)].sum()))
+    for ch in channels:  # a sample of every fourth row and column is enough
+        _, b, d, _ = _departures(ch[::4, ::4], CHANNEL_DEPARTURE, CHANNEL_DEPARTURE)
+        bright.append(b)
+        dark.append(d)
     light = [b > 2 * d for b, d in zip(bright, dark, strict=True)]
     if not any(d > 2 * b for b, d in zip(bright, dark, strict=True)) or all(light):
         return list(channels)
@@ -129,18 +127,28 @@ def detect_light_ink(grey: np.ndarray) -> bool:
     The background is the bulk of the pixels; ink is the minority that departs from it.
     Light ink is assumed only on a dark page where bright outliers outnumber dark ones.
     """
-    # From the histogram: np.median and masks over the whole image cost ten times more.
-    hist = np.bincount(grey.ravel(), minlength=256)
+    median, bright_px, dark_px, n = _departures(grey, 60, 40)
+    if median >= 110:
+        return False
+    bright, dark = bright_px / n, dark_px / n
+    return 0.001 < bright < 0.4 and bright > 2.0 * dark
+
+
+def _departures(values: np.ndarray, above: float, below: float) -> tuple[float, int, int, int]:
+    """(median, count over median + `above`, count under median - `below`, count) of uint8
+    values, the paper being their bulk and the ink what departs from it.
+
+    From the histogram: np.median and masks over the whole image cost ten times more.
+    """
+    hist = np.bincount(values.ravel(), minlength=256)
     cum = np.cumsum(hist)
     n = int(cum[-1])
     lower, upper = np.searchsorted(cum, [(n - 1) // 2, n // 2], side="right")
     median = (int(lower) + int(upper)) / 2  # as np.median: the middle two values' mean
-    if median >= 110:
-        return False
     levels = np.arange(256)
-    bright = int(hist[levels > median + 60].sum()) / n
-    dark = int(hist[levels < median - 40].sum()) / n
-    return 0.001 < bright < 0.4 and bright > 2.0 * dark
+    bright = int(hist[levels > median + above].sum())
+    dark = int(hist[levels < median - below].sum())
+    return median, bright, dark, n
 
 
 def ink_map(image: np.ndarray, kernel: int | None = None) -> np.ndarray:
