@@ -74,6 +74,8 @@ def _cast_shadow(
         ([(0, 960), (666, 960), (1063, 346), (899, 825)], 0.5, 27),
         ([(0, 960), (640, 960), (334, 300), (1042, 300)], 0.5, 31),
         ([(0, 960), (350, 960), (164, 479), (769, 300)], 0.5, 37),
+        # A narrow spike pointing at the digits, taller than them: no digit's size.
+        ([(0, 960), (711, 960), (488, 231), (512, 577)], 0.4, 91),
     ],
 )
 def test_sharp_shadow_adds_no_digits(reader, clear_digits, corners, depth, blur) -> None:

@@ -260,6 +260,21 @@ def test_shapes_far_bolder_and_taller_do_not_set_the_digit_height(bold: bool, he
     assert typical_height(mask.astype(bool)) == height
 
 
+@pytest.mark.parametrize("page_edges", [False, True])
+def test_a_shadows_narrow_spike_does_not_set_the_digit_height(page_edges: bool) -> None:
+    """A hard shadow's spike, five times as tall as it is wide, is no digit; nor do the
+    dark desk showing at the page's two sides make the digits' pen look bold beside it."""
+    from vision.segment.ink import typical_height
+
+    mask = np.zeros((200, 400), np.uint8)
+    for i in range(3):
+        cv2.ellipse(mask, (60 + 40 * i, 40), (10, 18), 0, 0, 360, 1, 3)  # 0s, 41 px tall
+    cv2.fillPoly(mask, [np.array([(200, 190), (215, 60), (230, 190)], np.int32)], 1)
+    if page_edges:
+        mask[:, :16] = mask[:, -16:] = 1
+    assert 38 <= typical_height(mask.astype(bool)) <= 44
+
+
 def test_touching_digits_try_the_thinnest_cuts_first(reader, clear_digits, monkeypatch) -> None:
     """Barely touching digits part at their thinnest columns: the first, small search
     reads them, with a fraction of the crops the full search classifies."""

@@ -8,7 +8,8 @@ The steps, each answering something real photos contain:
    which is as accurate and several times faster. The size estimate ignores outlines
    (a hard shadow's edge) far taller than the solid shapes, shapes far fainter than
    the writing (a shadow's tip), and shapes far bolder and taller than the rest (a
-   shadow's solid wedge, as dark as the pen's blurred strokes on the small copy).
+   shadow's solid wedge or narrow spike, as dark as the pen's blurred strokes on the
+   small copy).
 2. Ink map: each colour channel is divided by its background (a morphological closing
    half a digit tall, so it follows shadow edges; the probe's or a first pass's digit
    height sets it), which flattens uneven light and makes coloured paper white; the

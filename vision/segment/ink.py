@@ -18,10 +18,11 @@ from vision.segment.lines import long_lines
 BG_KERNEL_DIGITS = 0.5
 # The digit height ignores solid shapes, BLOB_BOLDER times bolder and BLOB_TALLER times
 # taller than the median shape, whose boldest stroke is more than BLOB_WIDTH of their
-# height wide: no pen's digit is that bold (see `typical_height`).
+# height wide: a hard shadow's wedge or spike, not a pen's digit (see `typical_height`).
+# A spike is about a fifth as wide as it is tall.
 BLOB_BOLDER = 3.0
 BLOB_TALLER = 2.0
-BLOB_WIDTH = 0.25
+BLOB_WIDTH = 0.15
 # A channel's pixels this far (0-255) from its paper's level depart from it: the pen, a
 # stain (see `dark_ink_channels`).
 CHANNEL_DEPARTURE = 40
@@ -241,12 +242,12 @@ def typical_height(mask: np.ndarray, ink: np.ndarray | None = None) -> float:
         faint = mean < 0.5 * np.median(mean[ok])
         if (ok & ~faint).any():
             ok &= ~faint
-    if ok.sum() >= 3:
-        ok &= ~_bold_and_tall(labels, stats, ok)
     H, W = mask.shape
     inside = (x > 1) & (y > 1) & (x + w < W - 1) & (y + h < H - 1)
     if (ok & inside).any():
         ok &= inside  # the paper's edge, the table top: not digits
+    if ok.sum() >= 3:
+        ok &= ~_bold_and_tall(labels, stats, ok)
     # An outline around a large empty area (the edge of a hard shadow, a fold) covers a
     # few per cent of its box; a digit's strokes, at least a tenth of theirs. One such
     # shape far taller than the solid ones would otherwise set the size.
