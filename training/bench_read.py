@@ -86,8 +86,37 @@ def _time_read(reader: Any, data: bytes) -> tuple[str, float]:
     return reading.text, (time.perf_counter() - start) * 1000.0
 
 
-def bench_synthetic(reader: Any, mnist_test: Any, n: int, seed: int) -> tuple[Score, Score, Score]:
-    """Scores on (all synthetic photos, the 1280×960 ones, the classifier's ceiling).
+def tilted(img: np.ndarray, degrees: float) -> bytes:
+    """`img` turned `degrees` counter-clockwise, as a JPEG: a page photographed askew.
+
+    The canvas holds the whole picture; the corners it adds are the picture's median
+    colour (the paper, mostly), not black, which would read as a desk's edge.
+    """
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(m[0, 0]), abs(m[0, 1])
+    new_w, new_h = round(w * cos + h * sin), round(w * sin + h * cos)
+    m[0, 2] += (new_w - w) / 2
+    m[1, 2] += (new_h - h) / 2
+    fill = np.median(img.reshape(-1, img.shape[2] if img.ndim == 3 else 1), axis=0)
+    out = cv2.warpAffine(
+        img,
+        m,
+        (new_w, new_h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=tuple(float(v) for v in fill),
+    )
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return buf.tobytes()
+
+
+def bench_synthetic(
+    reader: Any, mnist_test: Any, n: int, seed: int, tilt: float = 0.0
+) -> list[Score]:
+    """Scores on (all synthetic photos, the 1280×960 ones, the classifier's ceiling), and
+    with `tilt`, on the photos turned by ±`tilt` degrees (alternately).
 
     The ceiling classifies the pristine MNIST digits each photo was drawn from: what a
     perfect segmentation of undamaged digits would score with this model.
@@ -98,6 +127,7 @@ def bench_synthetic(reader: Any, mnist_test: Any, n: int, seed: int) -> tuple[Sc
     rng = np.random.default_rng(seed)
     score, big = Score("synthetic"), Score("synthetic 1280x960")
     ceiling = Score(CEILING)
+    askew = Score(f"synthetic ±{tilt:g}°")
     for i in range(n):
         sources: list[int] = []
         img, expected = generate_photo(rng, pool, sources)
@@ -110,7 +140,10 @@ def bench_synthetic(reader: Any, mnist_test: Any, n: int, seed: int) -> tuple[Sc
         labels = iter(reader.classifier.classify(pool[0][sources]).argmax(axis=1))
         pristine = "".join(str(next(labels)) if ch.isdigit() else ch for ch in expected)
         ceiling.add(f"synthetic#{i}", expected, pristine, 0.0)
-    return score, big, ceiling
+        if tilt:
+            text, ms = _time_read(reader, tilted(img, tilt if i % 2 == 0 else -tilt))
+            askew.add(f"synthetic#{i}", expected, text, ms)
+    return [score, big, ceiling, *([askew] if tilt else [])]
 
 
 def load_photo_labels(devsets_dir: Path) -> list[tuple[Path, str]]:
@@ -144,10 +177,14 @@ def as_1280x960(data: bytes) -> bytes | None:
     return buf.tobytes()
 
 
-def bench_photos(reader: Any, devsets_dir: Path) -> tuple[Score, Score]:
-    """Scores on (the real photos as they are, the 4:3 ones resized to 1280×960)."""
+def bench_photos(reader: Any, devsets_dir: Path, tilt: float = 0.0) -> list[Score]:
+    """Scores on (the real photos as they are, the 4:3 ones resized to 1280×960), and with
+    `tilt`, on the photos turned by ±`tilt` degrees (alternately)."""
+    from vision.decode import decode_image
+
     score, big = Score("real photos"), Score("real 1280x960")
-    for path, expected in load_photo_labels(devsets_dir):
+    askew = Score(f"real ±{tilt:g}°")
+    for i, (path, expected) in enumerate(load_photo_labels(devsets_dir)):
         data = path.read_bytes()
         text, ms = _time_read(reader, data)
         score.add(path.name, expected, text, ms)
@@ -155,7 +192,11 @@ def bench_photos(reader: Any, devsets_dir: Path) -> tuple[Score, Score]:
         if resized is not None:
             text, ms = _time_read(reader, resized)
             big.add(path.name, expected, text, ms)
-    return score, big
+        if tilt:
+            turned = tilted(decode_image(data), tilt if i % 2 == 0 else -tilt)
+            text, ms = _time_read(reader, turned)
+            askew.add(path.name, expected, text, ms)
+    return [score, big, *([askew] if tilt else [])]
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +208,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-photos", action="store_true", help="skip the real photos")
     parser.add_argument("--failures", action="store_true", help="list misread images")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    parser.add_argument(
+        "--tilt",
+        type=float,
+        default=0.0,
+        metavar="DEGREES",
+        help="also read every photo turned by ±DEGREES, alternately (a page photographed askew)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -184,10 +232,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         from training.mnist import load_mnist
 
         _, test = load_mnist(args.mnist_dir or settings.mnist_dir, allow_download=False)
-        scores.extend(bench_synthetic(reader, test, args.synthetic, args.seed))
+        scores.extend(bench_synthetic(reader, test, args.synthetic, args.seed, args.tilt))
     if not args.no_photos:
         devsets = args.devsets_dir or settings.devsets_dir or Path("../shared/devsets")
-        scores.extend(bench_photos(reader, devsets))
+        scores.extend(bench_photos(reader, devsets, args.tilt))
     for s in scores:
         summary = s.summary()
         if args.json:

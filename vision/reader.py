@@ -32,6 +32,7 @@ from vision.segment import (
     chain_lines,
     merge,
     score_candidates,
+    score_turned,
     segment,
     split_best,
     split_numbers,
@@ -297,7 +298,9 @@ def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
             merged = merge(ordered[i], ordered[i + 1])
             cands = [*ordered[:i], merged, *ordered[i + 2 :]]
         score_candidates(cands, seg.ink, scorer)
+    if seg.lean:  # read upright, as `segment` read the page's other digits
+        score_turned(cands, seg.ink, scorer, -seg.lean)
     median_h = float(np.median([c.h for c in cands]))
-    lines = chain_lines(cands, median_h)
+    lines = chain_lines(cands, median_h, seg.lean)
     grouped = [split_numbers(line, np.zeros_like(seg.mask)) for line in lines]
-    return Segmentation(grouped, seg.scale, seg.ink, seg.mask)
+    return Segmentation(grouped, seg.scale, seg.ink, seg.mask, seg.lean)

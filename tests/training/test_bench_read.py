@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.bench_read import Score, as_1280x960
+from training.bench_read import Score, as_1280x960, tilted
 
 
 def _jpeg(w: int, h: int) -> bytes:
@@ -41,3 +41,13 @@ def test_score_aligns_digits_and_ignores_spacing_for_exact() -> None:
     assert m["digit_accuracy"] == pytest.approx(6 / 7)  # 7 expected, one insertion
     assert m["p50_ms"] == pytest.approx(20.0)
     assert [f[0] for f in s.failures] == ["b"]
+
+
+def test_a_tilted_photo_keeps_all_of_it_on_paper_coloured_corners() -> None:
+    img = np.full((100, 200, 3), 230, np.uint8)
+    img[40:60, 90:110] = 20  # a dark square in the middle
+    out = cv2.imdecode(np.frombuffer(tilted(img, 12), np.uint8), cv2.IMREAD_COLOR)
+    c, s = np.cos(np.radians(12)), np.sin(np.radians(12))
+    assert out.shape[:2] == (round(100 * c + 200 * s), round(200 * c + 100 * s))
+    assert np.abs(out[0, 0].astype(int) - 230).max() < 8  # the corner added is paper
+    assert out[out.shape[0] // 2, out.shape[1] // 2].max() < 80  # the square, still centred

@@ -189,6 +189,27 @@ def test_rotation(reader, clear_digits, text: str, angle: float) -> None:
     assert reader.read(rotated).text == text
 
 
+@pytest.mark.parametrize("angle", [-15, -12, 12, 15])
+@pytest.mark.parametrize("text", ["3446 785512", "27 904\n5183 62"])
+def test_a_page_askew_reads_its_numbers_in_order(reader, clear_digits, text, angle) -> None:
+    """Across the gap between two numbers an askew line climbs by more than a level line
+    may: the line follows its slope, and short lines the page's."""
+    img = render(text, clear_digits, height=50, size=(800, 600))
+    m = cv2.getRotationMatrix2D((400, 300), angle, 1.0)
+    rotated = cv2.warpAffine(img, m, (800, 600), borderValue=(235, 235, 235))
+    assert reader.read(rotated).text == text
+
+
+def test_an_expected_count_on_a_page_askew_keeps_its_lines(reader, clear_digits) -> None:
+    """Re-cut to a digit count, an askew page's digits are chained and read as before."""
+    img = render("3446 785512", clear_digits, height=50, size=(800, 600))
+    m = cv2.getRotationMatrix2D((400, 300), 12, 1.0)
+    rotated = cv2.warpAffine(img, m, (800, 600), borderValue=(235, 235, 235))
+    reading = reader.read(rotated, expected_digits=10)
+    assert reading.text == "3446 785512"
+    assert {d.line for d in reading.digits} == {0}
+
+
 def test_noise_specks(reader, clear_digits) -> None:
     img = render("736", clear_digits)
     rng = np.random.default_rng(3)

@@ -631,3 +631,79 @@ def test_a_flat_stroke_read_as_one_is_the_least_likely_piece() -> None:
     assert _piece_prior(tall, whole) == 0.0
     base.probs = _reads(2, 0.7, 0.03)
     assert _piece_prior(base, whole) == 0.5
+
+
+def _sloped_line(x0: int, y0: int, slope: float, lefts: list[int], h: int = 40) -> list[Candidate]:
+    """Digits 28 px wide whose centres lie on a straight line of `slope` (image rows down)."""
+    out = []
+    for x in lefts:
+        cy = y0 + slope * (x + 14 - x0)
+        out.append(_solid(x, round(cy - h / 2), 28, h))
+    return out
+
+
+def test_a_slanted_line_stays_one_line_across_the_gap_between_its_numbers() -> None:
+    """A page photographed 12° askew: across a 90 px gap the line has climbed more than a
+    fixed tolerance allows, but not more than its own slope predicts."""
+    from vision.segment.layout import chain_lines
+
+    slope = -np.tan(np.radians(12))
+    first = _sloped_line(20, 300, slope, [20, 54, 88, 122])
+    second = _sloped_line(20, 300, slope, [240, 274, 308, 342, 376])
+    lines = chain_lines(second + first, 40.0)
+    assert [len(line) for line in lines] == [9]
+    assert [c.x for c in lines[0]] == [20, 54, 88, 122, 240, 274, 308, 342, 376]
+
+
+def test_two_neighbouring_digits_do_not_set_a_slope_that_breaks_the_line() -> None:
+    """Two digits written a little apart in height say little about the page's slant."""
+    from vision.segment.layout import chain_lines
+
+    wobble = [_solid(20, 100, 28, 40), _solid(54, 88, 28, 40)]  # 12 px higher: 19° if trusted
+    rest = [_solid(x, 100, 28, 40) for x in (180, 214, 248)]
+    lines = chain_lines(wobble + rest, 40.0)
+    assert [len(line) for line in lines] == [5]
+
+
+def test_slanted_lines_stay_apart() -> None:
+    """Two lines 80 px apart, both 12° askew, chain into two lines in reading order."""
+    from vision.segment.layout import chain_lines
+
+    slope = np.tan(np.radians(12))
+    lefts = [20, 54, 88, 200, 234, 268]
+    top, bottom = _sloped_line(20, 100, slope, lefts), _sloped_line(20, 180, slope, lefts)
+    lines = chain_lines(bottom + top, 40.0)
+    assert [[c.y for c in line] for line in lines] == [
+        [c.y for c in top],
+        [c.y for c in bottom],
+    ]
+
+
+@pytest.mark.parametrize("degrees", [12, -12, 4, 0])
+def test_page_lean_is_measured_on_the_lines(degrees: float) -> None:
+    """Lines of three digits or more give the page's lean."""
+    from vision.segment.layout import page_lean
+
+    slope = -np.tan(np.radians(degrees))  # counter-clockwise as seen: rows grow downward
+    lines = [_sloped_line(20, 100, slope, [20, 54, 88, 122]), [_solid(300, 300, 28, 40)]]
+    assert page_lean(lines, 40.0) == pytest.approx(degrees, abs=0.5)
+    assert page_lean([lines[0][:2], lines[1]], 40.0) == 0.0  # too short to tell
+
+
+def test_a_turned_crop_is_the_upright_digit(clear_digits) -> None:
+    """Turning a digit of a page photographed 15° askew back gives nearly the upright crop."""
+    from vision.segment.candidates import crop_for
+
+    def cut(img: np.ndarray, turn: float = 0.0) -> np.ndarray:
+        ink = img.astype(np.float32) / 255.0
+        ys, xs = np.nonzero(ink > 0.1)
+        x, y, w, h = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+        cand = Candidate(int(x), int(y), int(w), int(h), ink[y : y + h, x : x + w] > 0.1)
+        return crop_for(cand, ink, turn).astype(np.float32)
+
+    digit = cv2.resize(clear_digits[4], (112, 112), interpolation=cv2.INTER_CUBIC)
+    page = cv2.copyMakeBorder(digit, 60, 60, 60, 60, cv2.BORDER_CONSTANT, value=0)
+    m = cv2.getRotationMatrix2D((115.5, 115.5), 15, 1.0)
+    askew = cv2.warpAffine(page, m, page.shape[::-1], flags=cv2.INTER_LINEAR)
+    upright = cut(page)
+    assert np.abs(cut(askew, -15) - upright).mean() < 0.5 * np.abs(cut(askew) - upright).mean()

@@ -35,8 +35,11 @@ The steps, each answering something real photos contain:
    best (dynamic programming; the thinnest cuts are tried first; the reader's segmenter
    knows a touching pair as "not one digit", so such a shape rarely wins whole, and a
    shape it reads surely as one digit is cut only into far surer pieces), and
-   digits are chained into lines by their neighbours, so slanted lines survive; a large
-   gap or a removed wall separates two numbers on one line.
+   digits are chained into lines by their neighbours, each line followed along its own
+   slope, so slanted lines survive the gap between two numbers; a large gap or a removed
+   wall separates two numbers on one line. A page whose lines lean by DESKEW_MIN degrees
+   or more is photographed askew: its short lines are chained again along its slope and
+   every digit is read turned upright.
 
 The modules follow the steps: `resolution` (1), `ink` (2, 3, and the digit height every
 later size is relative to), `lines` (4), then `filters`, `split` and `layout` (5).
@@ -60,6 +63,7 @@ from vision.segment.candidates import (
     candidates_from_mask,
     merge,
     score_candidates,
+    score_turned,
 )
 from vision.segment.filters import (
     drop_blobs,
@@ -71,7 +75,7 @@ from vision.segment.filters import (
     merge_fragments,
 )
 from vision.segment.ink import ink_and_mask, typical_height
-from vision.segment.layout import chain_lines, split_numbers
+from vision.segment.layout import DESKEW_MIN, chain_lines, page_lean, split_numbers
 from vision.segment.lines import open_lines, remove_rules
 from vision.segment.resolution import MAX_SIDE, working_image
 from vision.segment.split import merge_checked, split_best, split_touching
@@ -85,6 +89,7 @@ __all__ = [
     "chain_lines",
     "merge",
     "score_candidates",
+    "score_turned",
     "segment",
     "split_best",
     "split_numbers",
@@ -123,5 +128,11 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     cands = split_touching(cands, digit_w, ink, scorer)  # every candidate comes back scored
     cands = merge_checked(cands, digit_h, ink, scorer)
     lines = chain_lines(cands, digit_h)
+    lean = page_lean(lines, digit_h)
+    if abs(lean) < DESKEW_MIN:
+        lean = 0.0  # level, or handwriting's own wobble
+    else:  # a page photographed askew
+        lines = chain_lines(cands, digit_h, lean)  # short lines lean with it too
+        score_turned(cands, ink, scorer, -lean)  # digits read upright
     grouped = [split_numbers(line, walls) for line in lines]
-    return Segmentation(grouped, scale, ink, clean)
+    return Segmentation(grouped, scale, ink, clean, lean)

@@ -8,17 +8,64 @@ import numpy as np
 
 from vision.segment.candidates import Candidate
 
+# A line's slope, as its digits so far give it, is trusted up to this (tan 20°): a page
+# photographed at a slant, not a second line of digits climbing into the first.
+MAX_SLOPE = 0.36
+# The slope counts half when the line's digits span SLOPE_SPAN digit heights, fully when
+# they span many more (see `_Line`).
+SLOPE_SPAN = 2.0
+# A page whose lines lean at least this many degrees has its digits turned upright before
+# they are read; less is handwriting's own wobble (see `page_lean`).
+DESKEW_MIN = 6.0
 
-def chain_lines(cands: list[Candidate], digit_h: float) -> list[list[Candidate]]:
-    """Chain digits into lines by nearest right-hand neighbour at a similar height."""
-    lines: list[list[Candidate]] = []
+
+class _Line:
+    """A line being chained, with the slope its digits' centres give it so far.
+
+    The least-squares slope is shrunk toward the page's (`prior`; level if unknown) while
+    the line is short: two neighbouring digits a handwriting's jitter apart say little
+    about the page's slant, and extrapolated across the gap to the next number they
+    would break the line.
+    """
+
+    def __init__(self, c: Candidate, digit_h: float, prior: float) -> None:
+        self.digits = [c]
+        self._sums = [1.0, c.cx, c.cy, c.cx * c.cx, c.cx * c.cy]  # n, Σx, Σy, Σx², Σxy
+        self._trust = (SLOPE_SPAN * digit_h) ** 2
+        self._prior = prior
+        self.slope = prior
+
+    def add(self, c: Candidate) -> None:
+        self.digits.append(c)
+        for i, v in enumerate((1.0, c.cx, c.cy, c.cx * c.cx, c.cx * c.cy)):
+            self._sums[i] += v
+        n, sx, sy, sxx, sxy = self._sums
+        spread = n * sxx - sx * sx  # n² × the variance of the centres' x
+        if spread <= 1e-6:
+            return
+        slope = (n * sxy - sx * sy) / spread
+        span2 = 4.0 * spread / (n * n)  # 4 × their variance: two digits' distance, squared
+        slope = self._prior + (slope - self._prior) * span2 / (span2 + self._trust)
+        self.slope = max(-MAX_SLOPE, min(MAX_SLOPE, slope))
+
+
+def chain_lines(cands: list[Candidate], digit_h: float, lean: float = 0.0) -> list[list[Candidate]]:
+    """Chain digits into lines by nearest right-hand neighbour at the height the line runs at.
+
+    The height expected is the last digit's, moved along the line's slope so far: on a
+    page photographed at a slant a line climbs or falls steadily, and across a wide gap
+    between two numbers it has moved by more than a fixed tolerance allows. `lean`: the
+    page's lean in degrees counter-clockwise (`page_lean`), the slope a line starts from.
+    """
+    prior = -float(np.tan(np.radians(lean)))  # image rows grow downward
+    lines: list[_Line] = []
     for c in sorted(cands, key=lambda c: c.x):
         best, best_cost = None, None
         for line in lines:
-            last = line[-1]
+            last = line.digits[-1]
             gap = c.x - last.x2
             ref_h = max(last.h, c.h, 0.5 * digit_h)
-            dy = abs(c.cy - last.cy)
+            dy = abs(c.cy - (last.cy + line.slope * (c.cx - last.cx)))
             if (
                 dy > 0.55 * ref_h
                 or gap > 4.0 * max(digit_h, ref_h)
@@ -29,11 +76,32 @@ def chain_lines(cands: list[Candidate], digit_h: float) -> list[list[Candidate]]
             if best_cost is None or cost < best_cost:
                 best, best_cost = line, cost
         if best is None:
-            lines.append([c])
+            lines.append(_Line(c, digit_h, prior))
         else:
-            best.append(c)
-    lines.sort(key=lambda line: float(np.median([c.cy for c in line])))
-    return lines
+            best.add(c)
+    ordered = [line.digits for line in lines]
+    ordered.sort(key=lambda digits: float(np.median([c.cy for c in digits])))
+    return ordered
+
+
+def page_lean(lines: list[list[Candidate]], digit_h: float) -> float:
+    """How far the page's lines lean, in degrees counter-clockwise as seen (0: unknown).
+
+    Measured on lines of at least three digits spanning two digit heights or more (the
+    median over lines, each fitted through its digits' centres); a lean steeper than
+    MAX_SLOPE allows is not trusted.
+    """
+    slopes = []
+    for line in lines:
+        xs = np.array([c.cx for c in line])
+        if len(line) < 3 or xs.max() - xs.min() < 2.0 * digit_h:
+            continue
+        ys = np.array([c.cy for c in line])
+        slopes.append(float(np.polyfit(xs, ys, 1)[0]))
+    if not slopes:
+        return 0.0
+    slope = float(np.median(slopes))
+    return 0.0 if abs(slope) > MAX_SLOPE else -float(np.degrees(np.arctan(slope)))
 
 
 def split_numbers(line: list[Candidate], walls: np.ndarray) -> list[list[Candidate]]:
