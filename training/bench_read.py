@@ -89,8 +89,8 @@ def _time_read(reader: Any, data: bytes) -> tuple[str, float]:
 def tilted(img: np.ndarray, degrees: float) -> bytes:
     """`img` turned `degrees` counter-clockwise, as a JPEG: a page photographed askew.
 
-    The canvas holds the whole picture; the corners it adds are the picture's median
-    colour (the paper, mostly), not black, which would read as a desk's edge.
+    The canvas holds the whole picture; the corners it adds continue the picture's edge
+    (the desk around a page, or the page filling the frame), which a camera would see.
     """
     h, w = img.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
@@ -98,14 +98,8 @@ def tilted(img: np.ndarray, degrees: float) -> bytes:
     new_w, new_h = round(w * cos + h * sin), round(w * sin + h * cos)
     m[0, 2] += (new_w - w) / 2
     m[1, 2] += (new_h - h) / 2
-    fill = np.median(img.reshape(-1, img.shape[2] if img.ndim == 3 else 1), axis=0)
     out = cv2.warpAffine(
-        img,
-        m,
-        (new_w, new_h),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=tuple(float(v) for v in fill),
+        img, m, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 92])
     assert ok

@@ -43,7 +43,7 @@ def test_score_aligns_digits_and_ignores_spacing_for_exact() -> None:
     assert [f[0] for f in s.failures] == ["b"]
 
 
-def test_a_tilted_photo_keeps_all_of_it_on_paper_coloured_corners() -> None:
+def test_a_tilted_photo_keeps_all_of_it_and_continues_its_edges() -> None:
     img = np.full((100, 200, 3), 230, np.uint8)
     img[40:60, 90:110] = 20  # a dark square in the middle
     out = cv2.imdecode(np.frombuffer(tilted(img, 12), np.uint8), cv2.IMREAD_COLOR)

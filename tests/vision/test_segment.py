@@ -707,3 +707,15 @@ def test_a_turned_crop_is_the_upright_digit(clear_digits) -> None:
     askew = cv2.warpAffine(page, m, page.shape[::-1], flags=cv2.INTER_LINEAR)
     upright = cut(page)
     assert np.abs(cut(askew, -15) - upright).mean() < 0.5 * np.abs(cut(askew) - upright).mean()
+
+
+def test_lines_askew_are_ordered_where_they_start() -> None:
+    """On a page turned 12° clockwise a long line falls far to the right: its middle lies
+    lower than a short line below its start, which still comes after it."""
+    from vision.segment.layout import chain_lines
+
+    slope = np.tan(np.radians(12))
+    long_line = _sloped_line(20, 100, slope, list(range(20, 800, 34)))
+    short_line = _sloped_line(20, 170, slope, [20, 54, 88])
+    lines = chain_lines(short_line + long_line, 40.0, lean=-12.0)
+    assert [len(line) for line in lines] == [len(long_line), 3]

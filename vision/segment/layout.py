@@ -79,8 +79,10 @@ def chain_lines(cands: list[Candidate], digit_h: float, lean: float = 0.0) -> li
             lines.append(_Line(c, digit_h, prior))
         else:
             best.add(c)
+    # In reading order: by height where the page's lean carries each line to its left edge
+    # (a long line askew reaches far below a short one above it on the left).
     ordered = [line.digits for line in lines]
-    ordered.sort(key=lambda digits: float(np.median([c.cy for c in digits])))
+    ordered.sort(key=lambda digits: float(np.median([c.cy - prior * c.cx for c in digits])))
     return ordered
 
 
