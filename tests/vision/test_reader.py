@@ -231,8 +231,8 @@ def test_broken_strokes_are_merged(reader, clear_digits) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the touching 3 of '30' reads as 2: the split is right, the cut piece's "
-    "classification is not (issue 3, open)",
+    reason="the touching '30' reads '20': the 3's lower bulge lies along the 0 and the "
+    "straight cut path gives it to the 0, leaving a 2 (issue 3, open)",
 )
 def test_touching_digits_are_split(reader, clear_digits) -> None:
     img = render("30", clear_digits, gap=-0.08, height=80)

@@ -14,8 +14,9 @@ MAX_SLOPE = 0.36
 # The slope counts half when the line's digits span SLOPE_SPAN digit heights, fully when
 # they span many more (see `_Line`).
 SLOPE_SPAN = 2.0
-# A page whose lines lean at least this many degrees has its digits turned upright before
-# they are read; less is handwriting's own wobble (see `page_lean`).
+# A page whose lines lean at least this many degrees was photographed askew: its lines are
+# chained again along its slope and its digits read turned upright. Less is handwriting's
+# own wobble, or a page a few degrees off level that reads as well as it is.
 DESKEW_MIN = 6.0
 
 
