@@ -210,6 +210,22 @@ def test_an_expected_count_on_a_page_askew_keeps_its_lines(reader, clear_digits)
     assert {d.line for d in reading.digits} == {0}
 
 
+@pytest.mark.parametrize(("text", "flag"), [("2", 0.7), ("25", 0.6), ("500", 0.7)])
+def test_a_one_with_a_long_flag_touching_the_next_digit_is_one_1(
+    reader, clear_digits, text: str, flag: float
+) -> None:
+    """A 1 written as many Europeans do, a long up-stroke into its stem, touching the digit
+    after it: the flag is no digit of its own ("11")."""
+    img = cv2.copyMakeBorder(
+        render(text, clear_digits, height=80), 0, 0, 60, 0, cv2.BORDER_CONSTANT, value=(235,) * 3
+    )
+    x, top, bottom = 103, 76, 152  # the stem reaches into the first digit's left edge
+    ink = (30, 30, 30)
+    cv2.line(img, (x - round(60 * flag), top + round(80 * flag)), (x, top), ink, 7, cv2.LINE_AA)
+    cv2.line(img, (x, top), (x, bottom), ink, 7, cv2.LINE_AA)
+    assert reader.read(img).text == "1" + text
+
+
 def test_noise_specks(reader, clear_digits) -> None:
     img = render("736", clear_digits)
     rng = np.random.default_rng(3)

@@ -627,7 +627,7 @@ def test_a_flat_stroke_read_as_one_is_the_least_likely_piece() -> None:
     whole = _solid(0, 0, 63, 42)
     base, tall = _solid(36, 29, 27, 13), _solid(40, 2, 8, 40)
     base.probs = tall.probs = _reads(1, 0.7, 0.03)
-    assert _piece_prior(base, whole) == 1.0
+    assert _piece_prior(base, whole) == 2.0
     assert _piece_prior(tall, whole) == 0.0
     base.probs = _reads(2, 0.7, 0.03)
     assert _piece_prior(base, whole) == 0.5

@@ -48,6 +48,11 @@ MERGE_GAP = 0.2
 FRAGMENT_HEIGHT = 0.6
 FRAGMENT_GAP = 0.2
 FRAGMENT_UNION = 1.2
+# A piece read as 1 but under 0.7 of the shape's height pays SHORT_ONE (log-score): it is
+# a stroke of a digit, a 4's bar or the long flag of a 1 as many Europeans write it, whose
+# stem then reads as a second 1 ("11" for one 1 touching the next digit). 0.5 let such
+# a flag win over a stem read at 0.6 or less.
+SHORT_ONE = 1.5
 # A piece of a shape, by its box and mask: split passes over one shape share its scores.
 PieceKey = tuple[int, int, int, int, bytes]
 
@@ -143,7 +148,7 @@ def _piece_prior(p: Candidate, whole: Candidate) -> float:
     if p.h < 0.5 * whole.h:
         penalty += 0.5  # a fragment, not a digit of the run
     if one and p.h < 0.7 * whole.h:
-        penalty += 0.5  # a stroke of its neighbour (a 4's bar, a 1's flag): a 1 is full height
+        penalty += SHORT_ONE  # a stroke of a digit (a 4's bar, a 1's flag): a 1 is full height
     return penalty
 
 
