@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # "words of the command" -> (module, one-line help). Longest match wins.
@@ -85,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("digits: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`digits read *.jpg | head`): nothing to
+        # report. Stdout goes to /dev/null so that the interpreter's last flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command that the pipe ended
 
 
 if __name__ == "__main__":

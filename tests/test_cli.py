@@ -34,3 +34,28 @@ def test_dispatcher_does_not_import_subcommands_eagerly() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]")
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    """`digits read … | head -1`: the pipe closing is no error to print a traceback for."""
+    code = (
+        "import sys, digits.cli\n"
+        "mod = type(sys)('fake')\n"
+        "mod.register = lambda parser: None\n"
+        "def run(args, settings):\n"
+        "    while True:\n"
+        "        print('x' * 100)\n"
+        "mod.run = run\n"
+        "sys.modules['fake'] = mod\n"
+        "digits.cli.COMMANDS['fake'] = ('fake', 'prints forever')\n"
+        "raise SystemExit(digits.cli.main(['fake']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
