@@ -30,6 +30,7 @@ from vision.segment import (
     Segmentation,
     SegmentationError,
     chain_lines,
+    digit_gap,
     merge,
     score_candidates,
     score_turned,
@@ -302,5 +303,6 @@ def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
         score_turned(cands, seg.ink, scorer, -seg.lean)
     median_h = float(np.median([c.h for c in cands]))
     lines = chain_lines(cands, median_h, seg.lean)
-    grouped = [split_numbers(line, np.zeros_like(seg.mask)) for line in lines]
+    gap = digit_gap(lines)
+    grouped = [split_numbers(line, np.zeros_like(seg.mask), gap) for line in lines]
     return Segmentation(grouped, seg.scale, seg.ink, seg.mask, seg.lean)

@@ -226,6 +226,12 @@ def test_a_one_with_a_long_flag_touching_the_next_digit_is_one_1(
     assert reader.read(img).text == "1" + text
 
 
+def test_a_short_number_after_a_gap_is_a_number_of_its_own(reader, clear_digits) -> None:
+    """'66 1' on a page of such lines: the 1 is a second number, not a third digit."""
+    text = "12 30\n7 845\n66 1"
+    assert reader.read(render(text, clear_digits, height=40, line_gap=1.4)).text == text
+
+
 def test_noise_specks(reader, clear_digits) -> None:
     img = render("736", clear_digits)
     rng = np.random.default_rng(3)

@@ -719,3 +719,29 @@ def test_lines_askew_are_ordered_where_they_start() -> None:
     short_line = _sloped_line(20, 170, slope, [20, 54, 88])
     lines = chain_lines(short_line + long_line, 40.0, lean=-12.0)
     assert [len(line) for line in lines] == [len(long_line), 3]
+
+
+def _row(lefts: list[int], y: int = 100, w: int = 28, h: int = 40) -> list[Candidate]:
+    return [_solid(x, y, w, h) for x in lefts]
+
+
+def test_the_digit_gap_of_a_few_gaps_is_the_smallest() -> None:
+    """Between three digits the lower quartile falls halfway into the gap between numbers."""
+    from vision.segment.layout import digit_gap
+
+    assert digit_gap([_row([0, 40, 150])]) == 12  # gaps 12 and 82: "66 1"
+    assert digit_gap([_row([0, 40, 80, 120, 160, 300])]) == 12  # five gaps: the quartile
+    assert digit_gap([_row([0])]) is None
+
+
+def test_a_short_line_is_parted_by_the_pages_digit_gap() -> None:
+    """'66 1': two gaps say little about the spacing; the page's other lines say more."""
+    from vision.segment.layout import digit_gap, split_numbers
+
+    walls = np.zeros((300, 400), bool)
+    short = _row([0, 40, 150], y=200)
+    lines = [_row([0, 40, 80, 120, 160]), short]
+    assert [len(n) for n in split_numbers(short, walls)] == [3]  # alone: one number
+    assert [len(n) for n in split_numbers(short, walls, digit_gap(lines))] == [2, 1]
+    tight = _row([0, 36, 72, 108, 144, 180])  # a long line keeps its own spacing
+    assert [len(n) for n in split_numbers(tight, walls, 40.0)] == [6]

@@ -75,7 +75,13 @@ from vision.segment.filters import (
     merge_fragments,
 )
 from vision.segment.ink import ink_and_mask, typical_height
-from vision.segment.layout import DESKEW_MIN, chain_lines, page_lean, split_numbers
+from vision.segment.layout import (
+    DESKEW_MIN,
+    chain_lines,
+    digit_gap,
+    page_lean,
+    split_numbers,
+)
 from vision.segment.lines import open_lines, remove_rules
 from vision.segment.resolution import MAX_SIDE, working_image
 from vision.segment.split import merge_checked, split_best, split_touching
@@ -87,6 +93,7 @@ __all__ = [
     "Segmentation",
     "SegmentationError",
     "chain_lines",
+    "digit_gap",
     "merge",
     "score_candidates",
     "score_turned",
@@ -134,5 +141,6 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     else:  # a page photographed askew
         lines = chain_lines(cands, digit_h, lean)  # short lines lean with it too
         score_turned(cands, ink, scorer, -lean)  # digits read upright
-    grouped = [split_numbers(line, walls) for line in lines]
+    gap = digit_gap(lines)
+    grouped = [split_numbers(line, walls, gap) for line in lines]
     return Segmentation(grouped, scale, ink, clean, lean)

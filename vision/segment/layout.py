@@ -107,13 +107,33 @@ def page_lean(lines: list[list[Candidate]], digit_h: float) -> float:
     return 0.0 if abs(slope) > MAX_SLOPE else -float(np.degrees(np.arctan(slope)))
 
 
-def split_numbers(line: list[Candidate], walls: np.ndarray) -> list[list[Candidate]]:
-    """Cut a line into numbers at large gaps or at removed walls between digits."""
+def digit_gap(lines: list[list[Candidate]]) -> float | None:
+    """The gap a writer leaves between two digits of one number, over the whole page.
+
+    The lower quartile of the gaps between neighbours, or with three gaps or fewer the
+    smallest: between a few digits the quartile falls halfway into the gap between two
+    numbers ("66 1"). None without any gap.
+    """
+    gaps = [b.x - a.x2 for line in lines for a, b in itertools.pairwise(line)]
+    if not gaps:
+        return None
+    return float(np.percentile(gaps, 25, method="lower" if len(gaps) <= 3 else "linear"))
+
+
+def split_numbers(
+    line: list[Candidate], walls: np.ndarray, page_gap: float | None = None
+) -> list[list[Candidate]]:
+    """Cut a line into numbers at large gaps or at removed walls between digits.
+
+    A gap is large next to the line's own digit gap, or for a line of three gaps or fewer,
+    next to the page's (`digit_gap`): a few gaps tell a line's spacing badly.
+    """
     if len(line) < 2:
         return [line]
     h = float(np.median([c.h for c in line]))
     gaps = [b.x - a.x2 for a, b in itertools.pairwise(line)]
-    ref = max(float(np.percentile(gaps, 25)), 0.15 * h)
+    own = float(np.percentile(gaps, 25))
+    ref = max(own if page_gap is None or len(gaps) > 3 else page_gap, 0.15 * h)
     if walls.any():
         # Squared paper: its lines cross the digits themselves; a table's walls do not.
         crossed = sum(
