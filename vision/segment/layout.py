@@ -30,11 +30,12 @@ class _Line:
     """
 
     def __init__(self, c: Candidate, digit_h: float, prior: float) -> None:
-        self.digits = [c]
-        self._sums = [1.0, c.cx, c.cy, c.cx * c.cx, c.cx * c.cy]  # n, Σx, Σy, Σx², Σxy
+        self.digits: list[Candidate] = []
+        self._sums = [0.0] * 5  # n, Σx, Σy, Σx², Σxy of the digits' centres
         self._trust = (SLOPE_SPAN * digit_h) ** 2
         self._prior = prior
         self.slope = prior
+        self.add(c)
 
     def add(self, c: Candidate) -> None:
         self.digits.append(c)
