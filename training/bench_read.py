@@ -140,8 +140,18 @@ def bench_synthetic(
     return [score, big, ceiling, *([askew] if tilt else [])]
 
 
-def load_photo_labels(devsets_dir: Path) -> list[tuple[Path, str]]:
-    """(image path, expected text) for the real-photo dev set; a clear error if missing."""
+@dataclass(frozen=True)
+class Photo:
+    """One labelled dev photo: where it is, what it reads, where it came from."""
+
+    path: Path
+    text: str
+    source: str
+    kind: str
+
+
+def load_photos(devsets_dir: Path) -> list[Photo]:
+    """The real-photo dev set's rows; a clear error if it is missing."""
     root = Path(devsets_dir) / "photos"
     labels = root / "labels.csv"
     if not labels.exists():
@@ -150,18 +160,25 @@ def load_photo_labels(devsets_dir: Path) -> list[tuple[Path, str]]:
             "the folder holding photos/ (CI uses ../shared/devsets)."
         )
     with open(labels, newline="") as fh:
-        return [(root / "images" / row["file"], row["text"]) for row in csv.DictReader(fh)]
+        return [
+            Photo(
+                root / "images" / row["file"],
+                row["text"],
+                row.get("source_repo") or "unknown",
+                row.get("kind") or "unknown",
+            )
+            for row in csv.DictReader(fh)
+        ]
+
+
+def load_photo_labels(devsets_dir: Path) -> list[tuple[Path, str]]:
+    """(image path, expected text) for the real-photo dev set."""
+    return [(photo.path, photo.text) for photo in load_photos(devsets_dir)]
 
 
 # Numbers cut out of a form are cut along its lines, not photographed askew: turned, their
 # corners continue the cut table lines as streaks no camera sees.
 NOT_TILTED = "digit-string-crop"
-
-
-def photo_kinds(devsets_dir: Path) -> dict[str, str]:
-    """The `kind` column of the real-photo dev set, by file name."""
-    with open(Path(devsets_dir) / "photos" / "labels.csv", newline="") as fh:
-        return {row["file"]: row.get("kind", "") for row in csv.DictReader(fh)}
 
 
 def as_1280x960(data: bytes) -> bytes | None:
@@ -182,27 +199,54 @@ def as_1280x960(data: bytes) -> bytes | None:
     return buf.tobytes()
 
 
-def bench_photos(reader: Any, devsets_dir: Path, tilt: float = 0.0) -> list[Score]:
-    """Scores on (the real photos as they are, the 4:3 ones resized to 1280×960), and with
-    `tilt`, on the photos turned by ±`tilt` degrees (alternately; not the cut-out numbers)."""
+@dataclass
+class PhotoScores:
+    """The real photos scored whole, at Telegram's size, askew, and per source and kind."""
+
+    whole: Score
+    big: Score
+    askew: Score | None
+    by_source: dict[str, Score]
+    by_kind: dict[str, Score]
+
+    def main_scores(self) -> list[Score]:
+        return [self.whole, self.big, *([self.askew] if self.askew else [])]
+
+    def source_mean(self, key: str) -> float:
+        """`key` of the summary averaged over sources: a source with 40 photos weighs as
+        much as one with 1, so one prolific writer does not dominate."""
+        values = [s.summary()[key] for s in self.by_source.values()]
+        return float(np.mean(values)) if values else 0.0
+
+
+def bench_photos(reader: Any, devsets_dir: Path, tilt: float = 0.0) -> PhotoScores:
+    """The real photos as they are, the 4:3 ones resized to 1280×960, and with `tilt`,
+    turned by ±`tilt` degrees (alternately; not the cut-out numbers)."""
     from vision.decode import decode_image
 
-    score, big = Score("real photos"), Score("real 1280x960")
-    askew = Score(f"real ±{tilt:g}°, no crops")
-    kinds = photo_kinds(devsets_dir) if tilt else {}
-    for i, (path, expected) in enumerate(load_photo_labels(devsets_dir)):
-        data = path.read_bytes()
+    scores = PhotoScores(
+        Score("real photos"),
+        Score("real 1280x960"),
+        Score(f"real ±{tilt:g}°, no crops") if tilt else None,
+        {},
+        {},
+    )
+    for i, photo in enumerate(load_photos(devsets_dir)):
+        name, expected = photo.path.name, photo.text
+        data = photo.path.read_bytes()
         text, ms = _time_read(reader, data)
-        score.add(path.name, expected, text, ms)
+        scores.whole.add(name, expected, text, ms)
+        scores.by_source.setdefault(photo.source, Score(photo.source)).add(name, expected, text, ms)
+        scores.by_kind.setdefault(photo.kind, Score(photo.kind)).add(name, expected, text, ms)
         resized = as_1280x960(data)
         if resized is not None:
             text, ms = _time_read(reader, resized)
-            big.add(path.name, expected, text, ms)
-        if tilt and kinds.get(path.name) != NOT_TILTED:
+            scores.big.add(name, expected, text, ms)
+        if scores.askew is not None and photo.kind != NOT_TILTED:
             turned = tilted(decode_image(data), tilt if i % 2 == 0 else -tilt)
             text, ms = _time_read(reader, turned)
-            askew.add(path.name, expected, text, ms)
-    return [score, big, *([askew] if tilt else [])]
+            scores.askew.add(name, expected, text, ms)
+    return scores
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -234,6 +278,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     # Warm up (first-call allocations are not what a running bot pays).
     reader.read(np.full((64, 64), 255, np.uint8))
     scores: list[Score] = []
+    photos: PhotoScores | None = None
     if args.synthetic > 0:
         from training.mnist import load_mnist
 
@@ -241,28 +286,56 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         scores.extend(bench_synthetic(reader, test, args.synthetic, args.seed, args.tilt))
     if not args.no_photos:
         devsets = args.devsets_dir or settings.devsets_dir or Path("../shared/devsets")
-        scores.extend(bench_photos(reader, devsets, args.tilt))
+        photos = bench_photos(reader, devsets, args.tilt)
+        scores.extend(photos.main_scores())
     for s in scores:
         summary = s.summary()
         if args.json:
             print(json.dumps(summary))
-        else:
-            line = (
-                f"{summary['set']:<20} n={summary['images']:<4} "
-                f"digits {summary['digit_accuracy']:7.2%}  exact {summary['exact']:7.2%}  "
-            )
-            if s.name == CEILING:
-                line += "(the classifier alone on the pristine MNIST digits of these photos)"
-            else:
-                line += (
-                    f"exact+layout {summary['exact_layout']:7.2%}  "
-                    f"count {summary['digit_count_accuracy']:7.2%}  "
-                    f"p50 {summary['p50_ms']:6.1f} ms  p95 {summary['p95_ms']:6.1f} ms"
-                )
-            print(line)
-            if s.name == CEILING:
-                continue
-        if args.failures:
+            continue
+        print(_line(summary, ceiling=s.name == CEILING))
+        if args.failures and s.name != CEILING:
             for name, expected, got in s.failures:
                 print(f"    {name}: expected {expected!r} got {got!r}")
+    if photos is not None:
+        _print_breakdown(photos, as_json=args.json)
     return 0
+
+
+def _line(summary: dict[str, Any], *, ceiling: bool = False, width: int = 20) -> str:
+    line = (
+        f"{summary['set'][:width]:<{width}} n={summary['images']:<4} "
+        f"digits {summary['digit_accuracy']:7.2%}  exact {summary['exact']:7.2%}  "
+    )
+    if ceiling:
+        return line + "(the classifier alone on the pristine MNIST digits of these photos)"
+    return line + (
+        f"exact+layout {summary['exact_layout']:7.2%}  "
+        f"count {summary['digit_count_accuracy']:7.2%}  "
+        f"p50 {summary['p50_ms']:6.1f} ms  p95 {summary['p95_ms']:6.1f} ms"
+    )
+
+
+def _print_breakdown(photos: PhotoScores, *, as_json: bool) -> None:
+    """The real photos per kind and per source, and the mean over sources."""
+    groups = [("kind", photos.by_kind), ("source", photos.by_source)]
+    mean = {
+        "set": "mean over sources",
+        "sources": len(photos.by_source),
+        "exact": photos.source_mean("exact"),
+        "digit_accuracy": photos.source_mean("digit_accuracy"),
+    }
+    if as_json:
+        for group, scores in groups:
+            for score in scores.values():
+                print(json.dumps({"group": group, **score.summary()}))
+        print(json.dumps(mean))
+        return
+    for group, scores in groups:
+        print(f"\nreal photos by {group}:")
+        for score in sorted(scores.values(), key=lambda s: (-s.n, s.name)):
+            print("  " + _line(score.summary(), width=44))
+    print(
+        f"\nmean over {mean['sources']} sources: exact {mean['exact']:.2%}, "
+        f"digits {mean['digit_accuracy']:.2%}"
+    )

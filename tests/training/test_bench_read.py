@@ -51,3 +51,40 @@ def test_a_tilted_photo_keeps_all_of_it_and_continues_its_edges() -> None:
     assert out.shape[:2] == (round(100 * c + 200 * s), round(200 * c + 100 * s))
     assert np.abs(out[0, 0].astype(int) - 230).max() < 8  # the corner added is paper
     assert out[out.shape[0] // 2, out.shape[1] // 2].max() < 80  # the square, still centred
+
+
+def test_photos_are_scored_per_source_and_kind(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from training.bench_read import bench_photos
+
+    images = tmp_path / "photos" / "images"
+    images.mkdir(parents=True)
+    rows = [("a.jpg", "12", "one/repo", "photo"), ("b.jpg", "7", "one/repo", "scan")]
+    rows.append(("c.jpg", "3", "two/repo", "photo"))
+    for name, *_ in rows:
+        (images / name).write_bytes(_jpeg(320, 240))
+    (tmp_path / "photos" / "labels.csv").write_text(
+        "file,text,source_repo,source_commit,source_path,kind\n"
+        + "".join(f"{f},{t},{s},0,x,{k}\n" for f, t, s, k in rows)
+    )
+    answers = {"a.jpg": "12", "b.jpg": "1", "c.jpg": "3"}
+
+    class Reader:
+        """Answers in the order the bench reads: each 4:3 photo, then its 1280×960 copy."""
+
+        def __init__(self) -> None:
+            self.order = iter(["a.jpg", "a.jpg", "b.jpg", "b.jpg", "c.jpg", "c.jpg"])
+
+        def read(self, data: bytes) -> SimpleNamespace:
+            return SimpleNamespace(text=answers[next(self.order)])
+
+    scores = bench_photos(Reader(), tmp_path)
+    assert scores.whole.summary()["exact"] == pytest.approx(2 / 3)
+    assert set(scores.by_source) == {"one/repo", "two/repo"}
+    assert scores.by_source["one/repo"].summary()["exact"] == 0.5
+    assert scores.by_source["two/repo"].summary()["exact"] == 1.0
+    assert scores.by_kind["photo"].summary()["exact"] == 1.0
+    assert scores.by_kind["scan"].summary()["exact"] == 0.0
+    # One source half right and one fully right: 75 %, not the 2/3 of the images.
+    assert scores.source_mean("exact") == pytest.approx(0.75)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from training.bench_read import Score, load_photo_labels
+from training.bench_read import Score, load_photos
 
 
 def test_real_photos_accuracy_floor(reader, devsets_dir) -> None:
-    score = Score("real photos")
-    for path, expected in load_photo_labels(devsets_dir):
-        reading = reader.read(path.read_bytes())
-        score.add(path.name, expected, reading.text, reading.elapsed_ms)
-    summary = score.summary()
-    assert summary["images"] == 122
-    # Floors a little under the measured values: a regression fails, noise does not.
-    assert summary["exact"] >= 0.90, score.failures
-    assert summary["digit_accuracy"] >= 0.96, score.failures
+    everything, original = Score("real photos"), Score("original p* photos")
+    for photo in load_photos(devsets_dir):
+        text = reader.read(photo.path.read_bytes()).text
+        everything.add(photo.path.name, photo.text, text, 0.0)
+        if photo.path.name.startswith("p"):
+            original.add(photo.path.name, photo.text, text, 0.0)
+    summary, first = everything.summary(), original.summary()
+    assert summary["images"] >= 274
+    assert first["images"] == 122
+    # Floors a little under the measured values (whole set 75.5 % / 93.1 %, the original
+    # 122 photos 93.4 % / 98.1 %): a regression fails, noise does not.
+    assert summary["exact"] >= 0.73, everything.failures
+    assert summary["digit_accuracy"] >= 0.91, everything.failures
+    assert first["exact"] >= 0.90, original.failures
+    assert first["digit_accuracy"] >= 0.96, original.failures
 
 
 def test_samples_are_read_right(reader) -> None:
