@@ -28,7 +28,7 @@ from telegram.ext import (
 import db
 from bot import handlers, texts
 from bot.handlers import BotResources
-from bot.jobs import DIGITS, CommandRunner, settings_env
+from bot.jobs import DIGITS, CommandRunner
 from bot.models import ModelManager
 from bot.ratelimit import RateLimiter
 from bot.vision_pool import VisionPool, limit_torch_threads
@@ -141,7 +141,9 @@ async def _post_init(
     await asyncio.to_thread(limit_torch_threads, settings.torch_threads)
     await models.refresh()
     workers = settings.vision_workers
-    env = settings_env(settings)
+    # The subprocess works on the bot's database and data directory however the bot was
+    # configured (environment, .env or code).
+    env = settings.to_env()
     resources = BotResources(
         settings=settings,
         engine=engine,

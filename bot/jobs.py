@@ -23,37 +23,6 @@ log = logging.getLogger(__name__)
 DIGITS = (sys.executable, "-m", "digits.cli")
 _TAIL = 4000
 
-# Settings field -> the environment variable `digits` reads it from. The bot hands its
-# own settings to the subprocess, so `digits retrain` works on the bot's database and
-# data directory however the bot was configured (environment, .env, or code).
-SETTINGS_ENV = {
-    "data_dir": "DIGITS_DATA_DIR",
-    "mnist_dir": "DIGITS_MNIST_DIR",
-    "devsets_dir": "DIGITS_DEVSETS_DIR",
-    "model_path": "DIGITS_MODEL_PATH",
-    "retrain_min_new_labels": "DIGITS_RETRAIN_MIN_NEW_LABELS",
-    "retrain_epochs": "DIGITS_RETRAIN_EPOCHS",
-    "retrain_lr": "DIGITS_RETRAIN_LR",
-    "retrain_user_fraction": "DIGITS_RETRAIN_USER_FRACTION",
-    "retrain_epoch_size": "DIGITS_RETRAIN_EPOCH_SIZE",
-    "retrain_holdout_fraction": "DIGITS_RETRAIN_HOLDOUT_FRACTION",
-    "store_images": "DIGITS_STORE_IMAGES",
-    "promote_max_mnist_drop": "DIGITS_PROMOTE_MAX_MNIST_DROP",
-    "promote_min_user_gain": "DIGITS_PROMOTE_MIN_USER_GAIN",
-    "export_salt": "DIGITS_EXPORT_SALT",
-}
-
-
-def settings_env(settings: Any) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a ``digits`` subprocess."""
-    env = {"DATABASE_URL": settings.db_url}
-    for name, variable in SETTINGS_ENV.items():
-        value = getattr(settings, name, None)
-        if value is None or value == "":
-            continue
-        env[variable] = str(value.resolve()) if hasattr(value, "resolve") else str(value)
-    return env
-
 
 @dataclass(frozen=True)
 class Outcome:

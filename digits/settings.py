@@ -1,106 +1,159 @@
-"""The one place that reads the environment (and an optional `.env` file).
+"""Every setting, declared once: its name, environment variable, type, default and help.
 
-Libraries never read environment variables; the dispatcher builds a `Settings` and
-passes explicit values down.
+Read from the environment or a `.env` file by pydantic-settings, only here; libraries get
+explicit values from the `digits` commands. The README's settings table and the
+environment handed to `digits` subprocesses are both derived from these declarations.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_FILE_BASE_URL = "https://api.telegram.org/file/bot"
-
-
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
-
-
-def _int_list(raw: str) -> frozenset[int]:
-    ids: set[int] = set()
-    for part in raw.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            ids.add(int(part))
-        except ValueError as exc:
-            raise SettingsError(
-                f"ADMIN_IDS must be comma-separated user ids, got {part!r}"
-            ) from exc
-    return frozenset(ids)
-
-
-def _number(name: str, default: float, kind: type = float) -> float:
-    raw = _env(name)
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-
-
-def _flag(name: str, default: bool) -> bool:
-    raw = _env(name).lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
 class SettingsError(ValueError):
     """A setting has a value the product cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
+def _setting(default: Any, env: str, help_: str, shown: str | None = None) -> Any:
+    """One declaration: the default, the variable it is read from, and its README row.
+
+    `shown` is the default as the README states it, where the value itself would say
+    less (an empty string that means "derived", a path that depends on the machine).
+    """
+    extra = {"shown": shown} if shown is not None else None
+    return Field(default, alias=env, description=help_, json_schema_extra=extra)
+
+
+class Settings(BaseSettings):
     """Everything configurable, with the defaults a fresh clone runs with."""
 
-    data_dir: Path = Path("data")
-    database_url: str = ""
-    mnist_dir: Path | None = None
-    devsets_dir: Path | None = None
-    model_path: Path | None = None
-    store_images: bool = True
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        str_strip_whitespace=True,
+    )
+
+    # Data
+    data_dir: Path = _setting(
+        Path("data"), "DIGITS_DATA_DIR", "SQLite database, stored pictures, model versions"
+    )
+    database_url: str = _setting(
+        "",
+        "DATABASE_URL",
+        "e.g. `postgresql+psycopg://user:pw@host/digits`",
+        shown="SQLite in the data dir",
+    )
+    mnist_dir: Path | None = _setting(
+        None,
+        "DIGITS_MNIST_DIR",
+        "folder with MNIST's four `.gz` files (downloaded there when absent and online)",
+        shown="`~/.cache/digits/mnist`",
+    )
+    devsets_dir: Path | None = _setting(
+        None, "DIGITS_DEVSETS_DIR", "folder with `usps/`, `hwd1000/`, `photos/` for evaluation"
+    )
+    model_path: Path | None = _setting(
+        None, "DIGITS_MODEL_PATH", "a checkpoint to read and evaluate with", shown="shipped model"
+    )
+    store_images: bool = _setting(
+        True, "DIGITS_STORE_IMAGES", "keep the original pictures (for retraining)"
+    )
     # Telegram
-    telegram_token: str = ""
-    api_base_url: str = DEFAULT_API_BASE_URL
-    file_base_url: str = DEFAULT_FILE_BASE_URL
-    admin_ids: frozenset[int] = field(default_factory=frozenset)
-    rate_limit_per_minute: int = 20
-    max_pdf_pages: int = 5
-    webhook_url: str = ""
-    webhook_listen: str = "0.0.0.0"
-    webhook_port: int = 8443
-    webhook_secret: str = ""
-    # How often the bot checks the database for a newly activated model (0: never).
-    model_check_interval_s: float = 30.0
-    # Updates handled at once (photos in flight); the reading itself uses vision_workers.
-    bot_concurrent_updates: int = 32
-    vision_workers: int = 0  # 0: one per CPU core
-    # PyTorch threads per reading. Readings run in parallel on vision_workers threads;
-    # several intra-op threads per tiny batch only fight over the same cores.
-    torch_threads: int = 1
-    # Read in worker processes instead of threads (no GIL contention with the bot).
-    vision_processes: bool = False
+    telegram_token: str = _setting("", "TELEGRAM_BOT_TOKEN", "the token from BotFather")
+    api_base_url: str = _setting(
+        DEFAULT_API_BASE_URL, "TELEGRAM_API_BASE_URL", "a self-hosted Bot API server"
+    )
+    file_base_url: str = _setting(DEFAULT_FILE_BASE_URL, "TELEGRAM_FILE_BASE_URL", "its file URL")
+    admin_ids: Annotated[frozenset[int], NoDecode] = _setting(
+        frozenset(),
+        "ADMIN_IDS",
+        "comma-separated Telegram user ids that may use /modelinfo, /retrain, /export",
+        shown="none",
+    )
+    rate_limit_per_minute: int = _setting(
+        20, "DIGITS_RATE_LIMIT_PER_MINUTE", "pictures per user per minute (0: no limit)"
+    )
+    max_pdf_pages: int = _setting(5, "DIGITS_MAX_PDF_PAGES", "longest PDF read, one reply a page")
+    webhook_url: str = _setting(
+        "", "DIGITS_WEBHOOK_URL", "public HTTPS URL: webhook mode instead of long polling"
+    )
+    webhook_listen: str = _setting("0.0.0.0", "DIGITS_WEBHOOK_LISTEN", "webhook: address")
+    webhook_port: int = _setting(8443, "DIGITS_WEBHOOK_PORT", "webhook: port")
+    webhook_secret: str = _setting(
+        "", "DIGITS_WEBHOOK_SECRET", "webhook: the secret Telegram sends with each update"
+    )
+    model_check_interval_s: float = _setting(
+        30.0,
+        "DIGITS_MODEL_CHECK_INTERVAL_S",
+        "how often the bot looks for a newly activated model (0: never)",
+    )
+    bot_concurrent_updates: int = _setting(
+        32, "DIGITS_BOT_CONCURRENT_UPDATES", "updates (photos in flight) handled at once"
+    )
+    vision_workers: int = _setting(
+        0, "DIGITS_VISION_WORKERS", "parallel readings (0: one per CPU core)"
+    )
+    # Several intra-op threads per tiny batch only fight over the same cores.
+    torch_threads: int = _setting(1, "DIGITS_TORCH_THREADS", "PyTorch threads per reading")
+    vision_processes: bool = _setting(
+        False, "DIGITS_VISION_PROCESSES", "read in worker processes instead of threads"
+    )
     # Learning loop
-    retrain_time: str = "03:00"
-    retrain_enabled: bool = True
-    retrain_min_new_labels: int = 200
-    retrain_epochs: int = 2
-    retrain_lr: float = 3e-4
-    retrain_user_fraction: float = 0.5
-    retrain_epoch_size: int = 0  # samples per fine-tuning epoch; 0: sized to the user data
-    retrain_holdout_fraction: float = 0.2  # share of users whose digits only judge models
-    promote_max_mnist_drop: float = 0.1
-    promote_min_user_gain: float = 0.0
-    export_salt: str = ""
+    retrain_time: str = _setting(
+        "03:00", "DIGITS_RETRAIN_TIME", "daily retraining time, UTC (`off`: never)"
+    )
+    retrain_enabled: bool = _setting(
+        True, "DIGITS_RETRAIN_ENABLED", "whether the bot schedules the daily retraining"
+    )
+    retrain_min_new_labels: int = _setting(
+        200, "DIGITS_RETRAIN_MIN_NEW_LABELS", "fewer new labelled digits: the run stops early"
+    )
+    retrain_epochs: int = _setting(2, "DIGITS_RETRAIN_EPOCHS", "fine-tuning epochs")
+    retrain_lr: float = _setting(3e-4, "DIGITS_RETRAIN_LR", "fine-tuning learning rate")
+    retrain_user_fraction: float = _setting(
+        0.5, "DIGITS_RETRAIN_USER_FRACTION", "share of users' digits in each fine-tuning batch"
+    )
+    retrain_epoch_size: int = _setting(
+        0, "DIGITS_RETRAIN_EPOCH_SIZE", "samples per fine-tuning epoch (0: sized to user data)"
+    )
+    retrain_holdout_fraction: float = _setting(
+        0.2,
+        "DIGITS_RETRAIN_HOLDOUT_FRACTION",
+        "share of users whose digits only judge models, never train them",
+    )
+    promote_max_mnist_drop: float = _setting(
+        0.1, "DIGITS_PROMOTE_MAX_MNIST_DROP", "largest MNIST test drop a promotion allows, points"
+    )
+    promote_min_user_gain: float = _setting(
+        0.0, "DIGITS_PROMOTE_MIN_USER_GAIN", "smallest user-holdout gain a promotion needs, points"
+    )
+    export_salt: str = _setting(
+        "",
+        "DIGITS_EXPORT_SALT",
+        "salt for writers' pseudonyms in exports",
+        shown="random per export",
+    )
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _comma_separated_ids(cls, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return raw
+        parts = [p.strip() for p in raw.replace(";", ",").split(",") if p.strip()]
+        bad = [p for p in parts if not p.lstrip("-").isdigit()]
+        if bad:
+            raise ValueError("must be comma-separated user ids")
+        return frozenset(int(p) for p in parts)
 
     @property
     def sqlite_path(self) -> Path:
@@ -123,44 +176,46 @@ class Settings:
 
     @classmethod
     def from_env(cls, dotenv: bool = True) -> Settings:
-        if dotenv:
-            from dotenv import load_dotenv
+        """The settings in force: environment first, then `.env`, then the defaults."""
+        try:
+            return cls(_env_file=".env" if dotenv else None)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
 
-            load_dotenv(override=False)
-        mnist = _env("DIGITS_MNIST_DIR")
-        devsets = _env("DIGITS_DEVSETS_DIR")
-        model = _env("DIGITS_MODEL_PATH")
-        return cls(
-            data_dir=Path(_env("DIGITS_DATA_DIR", "data")),
-            database_url=_env("DATABASE_URL"),
-            mnist_dir=Path(mnist) if mnist else None,
-            devsets_dir=Path(devsets) if devsets else None,
-            model_path=Path(model) if model else None,
-            store_images=_flag("DIGITS_STORE_IMAGES", True),
-            telegram_token=_env("TELEGRAM_BOT_TOKEN"),
-            api_base_url=_env("TELEGRAM_API_BASE_URL", DEFAULT_API_BASE_URL),
-            file_base_url=_env("TELEGRAM_FILE_BASE_URL", DEFAULT_FILE_BASE_URL),
-            admin_ids=_int_list(_env("ADMIN_IDS")),
-            rate_limit_per_minute=int(_number("DIGITS_RATE_LIMIT_PER_MINUTE", 20, int)),
-            max_pdf_pages=int(_number("DIGITS_MAX_PDF_PAGES", 5, int)),
-            webhook_url=_env("DIGITS_WEBHOOK_URL"),
-            webhook_listen=_env("DIGITS_WEBHOOK_LISTEN", "0.0.0.0"),
-            webhook_port=int(_number("DIGITS_WEBHOOK_PORT", 8443, int)),
-            webhook_secret=_env("DIGITS_WEBHOOK_SECRET"),
-            model_check_interval_s=_number("DIGITS_MODEL_CHECK_INTERVAL_S", 30.0),
-            bot_concurrent_updates=int(_number("DIGITS_BOT_CONCURRENT_UPDATES", 32, int)),
-            vision_workers=int(_number("DIGITS_VISION_WORKERS", 0, int)),
-            torch_threads=int(_number("DIGITS_TORCH_THREADS", 1, int)),
-            vision_processes=_flag("DIGITS_VISION_PROCESSES", False),
-            retrain_time=_env("DIGITS_RETRAIN_TIME", "03:00"),
-            retrain_enabled=_flag("DIGITS_RETRAIN_ENABLED", True),
-            retrain_min_new_labels=int(_number("DIGITS_RETRAIN_MIN_NEW_LABELS", 200, int)),
-            retrain_epochs=int(_number("DIGITS_RETRAIN_EPOCHS", 2, int)),
-            retrain_lr=_number("DIGITS_RETRAIN_LR", 3e-4),
-            retrain_user_fraction=_number("DIGITS_RETRAIN_USER_FRACTION", 0.5),
-            retrain_epoch_size=int(_number("DIGITS_RETRAIN_EPOCH_SIZE", 0, int)),
-            retrain_holdout_fraction=_number("DIGITS_RETRAIN_HOLDOUT_FRACTION", 0.2),
-            promote_max_mnist_drop=_number("DIGITS_PROMOTE_MAX_MNIST_DROP", 0.1),
-            promote_min_user_gain=_number("DIGITS_PROMOTE_MIN_USER_GAIN", 0.0),
-            export_salt=_env("DIGITS_EXPORT_SALT"),
-        )
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that reproduce these settings in a `digits` subprocess
+        (paths made absolute, so the child may run in another directory)."""
+        env = {"DATABASE_URL": self.db_url}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            empty = value is None or value == "" or value == frozenset()
+            if field.alias is None or empty or name == "database_url":
+                continue
+            if isinstance(value, Path):
+                value = value.resolve()
+            elif isinstance(value, frozenset):
+                value = ",".join(str(v) for v in sorted(value))
+            env[field.alias] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    variable = str(error["loc"][0]) if error["loc"] else "a setting"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{variable}: {message} (got {error.get('input')!r})"
+
+
+def markdown_table() -> str:
+    """The README's settings table, one row per declared setting."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for field in Settings.model_fields.values():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        shown = extra.get("shown")
+        if shown is None:
+            default = field.default
+            if isinstance(default, bool):
+                default = str(default).lower()
+            shown = f"`{default}`" if default not in ("", None) else "–"
+        rows.append(f"| `{field.alias}` | {shown} | {field.description} |")
+    return "\n".join(rows)

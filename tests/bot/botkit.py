@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,4 +20,4 @@ FAKE_DIGITS = (sys.executable, str(HERE / "fake_digits.py"))
 
 
 def with_(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes)
+    return settings.model_copy(update=changes)

@@ -18,7 +18,7 @@ from telegram.ext import CallbackContext
 import db
 from bot import handlers, texts
 from bot.app import RESOURCES, _reload_on_sighup, parse_retrain_time
-from bot.jobs import CommandRunner, describe_summary, last_json_line, settings_env
+from bot.jobs import CommandRunner, describe_summary, last_json_line
 from bot.models import ModelManager
 from digits.settings import Settings, SettingsError
 from vision.classifier import DEFAULT_MODEL_PATH
@@ -240,14 +240,9 @@ def test_retrain_summary_sentence() -> None:
     assert describe_summary({"out": "/x", "train": 3}) == "out: /x, train: 3"
 
 
-def test_summary_and_env_helpers(tmp_path: Path) -> None:
+def test_last_json_line() -> None:
     assert last_json_line('noise\n{"a": 1}\n{"b": 2}\ntrailing\n') == {"b": 2}
     assert last_json_line("no json here") is None
-    env = settings_env(Settings(data_dir=tmp_path, mnist_dir=tmp_path / "m"))
-    assert env["DATABASE_URL"].startswith("sqlite:///") and env["DIGITS_DATA_DIR"] == str(
-        tmp_path.resolve()
-    )
-    assert env["DIGITS_MNIST_DIR"] == str((tmp_path / "m").resolve())
 
 
 async def test_vision_processes_read_and_follow_a_swap(
