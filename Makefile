@@ -1,4 +1,5 @@
-# Two commands: `make run` (the main job) and `make test` (the whole suite).
+# Two commands: `make run` (the main job) and `make test` (the whole suite); `make test-fast`
+# leaves out the slow tests.
 # Each creates .venv and installs the project into it when needed.
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 MNIST_DIR ?= $(abspath ../shared/mnist)
 export DIGITS_MNIST_DIR ?= $(MNIST_DIR)
 
-.PHONY: run test lint format install clean
+.PHONY: run test test-fast lint format install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# The suite less the tests marked slow (training runs, whole-dataset evaluations): for the
+# edit-test loop. CI and `make test` run everything.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -100,6 +100,7 @@ async def test_modelinfo_for_admin(fake: FakeTelegram, bot: Any) -> None:
     assert "Loaded model" in reply.text and texts.NO_ACTIVE_MODEL in reply.text
 
 
+@pytest.mark.slow
 async def test_retrain_runs_the_real_command_and_reports(fake: FakeTelegram, bot: Any) -> None:
     await fake.send_text_from(ADMIN, "/retrain")
     await fake.send_text_from(ADMIN, "/retrain")  # a double tap: handled concurrently

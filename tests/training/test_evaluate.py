@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from digits.cli import main
 from training.devsets import DevsetError, load_hwd1000, load_usps
@@ -24,6 +25,7 @@ def test_missing_devsets_is_clear(tmp_path: Path) -> None:
         load_usps(tmp_path)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_report_and_plots(
     tmp_path: Path, mnist_dir: Path, devsets_dir: Path, capsys, monkeypatch
 ) -> None:

@@ -59,6 +59,7 @@ def test_widen_head_keeps_the_digits_and_starts_the_new_class_silent() -> None:
         widen_head(DigitNet(ModelConfig(classes=11)).state_dict(), DigitNet())
 
 
+@pytest.mark.slow
 def test_train_with_pairs_writes_an_eleven_class_checkpoint(
     mnist_dir: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:

@@ -54,6 +54,7 @@ def test_crop_set_round_trip_and_bad_file(tmp_path: Path) -> None:
         CropSet.load(tmp_path / "bad.npz")
 
 
+@pytest.mark.slow
 def test_make_crops_labels_what_the_reader_cut(pool) -> None:
     crops = make_crops(pool, pages=2, cells=6, seed=1, workers=1)
     assert crops.images.shape[1:] == (28, 28) and len(crops.labels) <= crops.drawn

@@ -185,6 +185,7 @@ def test_cli_says_when_there_are_too_few_new_labels(
         pass
 
 
+@pytest.mark.slow
 def test_killed_retrain_leaves_the_active_model_intact(
     data_dir: Path, mnist_dir: Path, mnist
 ) -> None:

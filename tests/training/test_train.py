@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from training.augment import AugmentConfig, augment_batch
@@ -10,6 +11,7 @@ from training.train import TrainConfig, save_result, train
 from vision import DigitClassifier
 
 
+@pytest.mark.slow
 def test_short_training_reaches_97_percent(mnist, tmp_path: Path) -> None:
     train_split, test_split = mnist
     config = TrainConfig(epochs=1, batch_size=128, lr=4e-3, augment=False, seed=1)
@@ -29,6 +31,7 @@ def test_short_training_reaches_97_percent(mnist, tmp_path: Path) -> None:
     assert abs(acc - result.test_accuracy) < 1e-3  # folded BN serving matches training eval
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_with_a_seed(mnist) -> None:
     train_split, test_split = mnist
     config = TrainConfig(epochs=1, batch_size=64, augment=True, seed=3)

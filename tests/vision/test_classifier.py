@@ -10,6 +10,7 @@ def clf() -> DigitClassifier:
     return DigitClassifier.load(device="cpu")
 
 
+@pytest.mark.slow
 def test_shipped_model_on_full_mnist_test(clf: DigitClassifier, mnist) -> None:
     _, test = mnist
     probs = clf.classify(test.images)
@@ -109,6 +110,7 @@ def test_model_config_classes_round_trip(tmp_path) -> None:
         DigitClassifier.load(tmp_path / "odd.pt", device="cpu")
 
 
+@pytest.mark.slow
 def test_shipped_segmenter_has_a_pair_class(mnist) -> None:
     """The segmenter keeps MNIST's digits and sees two touching digits as no digit."""
     from vision.classifier import SEGMENTER_MODEL_PATH

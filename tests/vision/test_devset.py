@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from training.bench_read import Score, load_photos
 
 
+@pytest.mark.slow
 def test_real_photos_accuracy_floor(reader, devsets_dir) -> None:
     everything, original = Score("real photos"), Score("original p* photos")
     for photo in load_photos(devsets_dir):
