@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+from tests import datadirs
+from tests.datadirs import MissingData
 
 
-def _data_dir(env: str, fallback: Path, what: str) -> Path:
-    path = Path(os.environ.get(env) or fallback)
-    if not path.is_dir():
-        pytest.fail(f"{what} not found at {path}: set {env} to its folder", pytrace=False)
-    return path
+def _found(lookup: Callable[[], Path]) -> Path:
+    try:
+        return lookup()
+    except MissingData as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    return _data_dir("DIGITS_MNIST_DIR", SHARED / "mnist", "MNIST")
+    return _found(datadirs.mnist_dir)
 
 
 @pytest.fixture(scope="session")
 def devsets_dir() -> Path:
-    return _data_dir("DIGITS_DEVSETS_DIR", SHARED / "devsets", "the devsets")
+    return _found(datadirs.devsets_dir)
 
 
 @pytest.fixture(scope="session")

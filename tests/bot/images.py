@@ -9,24 +9,11 @@ from __future__ import annotations
 
 import functools
 import gzip
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-MNIST_CANDIDATES = (
-    os.environ.get("DIGITS_MNIST_DIR", ""),
-    "/work/shared/mnist",
-    str(Path(__file__).resolve().parents[3] / "shared" / "mnist"),
-)
-
-
-def mnist_dir() -> Path:
-    for candidate in MNIST_CANDIDATES:
-        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
-            return Path(candidate)
-    raise FileNotFoundError("MNIST not found: set DIGITS_MNIST_DIR")
+from tests.datadirs import mnist_dir
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -20,12 +19,8 @@ def reader():
 
 
 @pytest.fixture(scope="session")
-def mnist_test():
-    from training.mnist import load_mnist
-
-    directory = os.environ.get("DIGITS_MNIST_DIR") or str(ROOT.parent / "shared" / "mnist")
-    _, test = load_mnist(directory, allow_download=False)
-    return test
+def mnist_test(mnist):
+    return mnist[1]
 
 
 @pytest.fixture(scope="session")
@@ -45,18 +40,6 @@ def clear_digits(reader, mnist_test):
         out[label] = mnist_test.images[best]
     assert len(out) == 10
     return out
-
-
-@pytest.fixture(scope="session")
-def devsets_dir() -> Path:
-    raw = os.environ.get("DIGITS_DEVSETS_DIR") or str(ROOT.parent / "shared" / "devsets")
-    path = Path(raw)
-    if not (path / "photos" / "labels.csv").exists():
-        pytest.fail(
-            f"real-photo dev set missing: {path / 'photos' / 'labels.csv'} not found; "
-            "set DIGITS_DEVSETS_DIR to the folder holding photos/ (CI: ../shared/devsets)"
-        )
-    return path
 
 
 def render(
