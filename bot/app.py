@@ -1,6 +1,6 @@
 """Build the Application ``digits bot`` runs, and run it (polling or webhook).
 
-``build_application(settings)`` is used unchanged by ``digits bot`` and by the tests,
+``build_application(config)`` is used unchanged by ``digits bot`` and by the tests,
 which point ``TELEGRAM_API_BASE_URL``/``TELEGRAM_FILE_BASE_URL`` at a fake server.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import importlib.util
 import logging
 import signal
@@ -27,12 +26,12 @@ from telegram.ext import (
 
 import db
 from bot import handlers, texts
+from bot.config import BotConfig
 from bot.handlers import BotResources
 from bot.jobs import DIGITS, CommandRunner
 from bot.models import ModelManager
 from bot.ratelimit import RateLimiter
 from bot.vision_pool import VisionPool, limit_torch_threads
-from digits.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +45,8 @@ _WARM_UP_IMAGE = bytes.fromhex(
 MISSING_TOKEN = texts.MISSING_TOKEN
 
 
-def parse_retrain_time(raw: str) -> dt.time | None:
-    """``HH:MM`` (UTC) for the daily retraining; ``off``/empty for none."""
-    raw = raw.strip().lower()
-    if raw in {"", "off", "none", "never", "false", "0"}:
-        return None
-    try:
-        hours, minutes = (int(part) for part in raw.split(":", 1))
-        return dt.time(hours, minutes, tzinfo=dt.UTC)
-    except ValueError as exc:
-        raise SettingsError(f"DIGITS_RETRAIN_TIME must be HH:MM (UTC) or off, got {raw!r}") from exc
-
-
 def build_application(
-    settings: Settings,
+    config: BotConfig,
     *,
     retrain_argv: tuple[str, ...] | None = None,
     export_argv: tuple[str, ...] | None = None,
@@ -69,22 +56,21 @@ def build_application(
     ``retrain_argv``/``export_argv`` replace the ``digits retrain``/``digits export``
     command lines (tests use that to run a test double where the command is missing).
     """
-    if not settings.telegram_token:
-        raise SettingsError(MISSING_TOKEN)
-    retrain_time = parse_retrain_time(settings.retrain_time) if settings.retrain_enabled else None
+    if not config.telegram_token:
+        raise ValueError(MISSING_TOKEN)
 
     async def post_init(app: Application) -> None:
-        await _post_init(app, settings, retrain_argv, export_argv, retrain_time)
+        await _post_init(app, config, retrain_argv, export_argv)
 
     app = (
         Application.builder()
-        .token(settings.telegram_token)
-        .base_url(settings.api_base_url)  # PTB appends the token
-        .base_file_url(settings.file_base_url)
-        .concurrent_updates(max(1, settings.bot_concurrent_updates))
+        .token(config.telegram_token)
+        .base_url(config.api_base_url)  # PTB appends the token
+        .base_file_url(config.file_base_url)
+        .concurrent_updates(max(1, config.concurrent_updates))
         # httpcore scans its whole pool for every request: a big pool costs CPU for
         # nothing (Telegram accepts ~30 messages/s per bot anyway).
-        .connection_pool_size(min(16, max(4, settings.bot_concurrent_updates)))
+        .connection_pool_size(min(16, max(4, config.concurrent_updates)))
         .pool_timeout(30.0)
         .post_init(post_init)
         .post_shutdown(_post_shutdown)
@@ -122,10 +108,9 @@ def _add_handlers(app: Application) -> None:
 
 async def _post_init(
     app: Application,
-    settings: Settings,
+    config: BotConfig,
     retrain_argv: tuple[str, ...] | None,
     export_argv: tuple[str, ...] | None,
-    retrain_time: dt.time | None,
 ) -> None:
     """Migrate, open the database, load the model once, register commands and jobs."""
     if importlib.util.find_spec("sniffio") is None:
@@ -133,43 +118,41 @@ async def _post_init(
             "sniffio is not installed: httpcore then searches sys.path on every request "
             "(milliseconds of CPU each); pip install sniffio"
         )
-    url = settings.db_url
+    url = config.db_url
     await asyncio.to_thread(db.upgrade, url)
     engine = await asyncio.to_thread(db.make_engine, url)
     sessions = db.make_session_factory(engine)
-    models = ModelManager(sessions, default_path=settings.model_path, data_dir=settings.data_dir)
-    await asyncio.to_thread(limit_torch_threads, settings.torch_threads)
+    models = ModelManager(sessions, default_path=config.model_path, data_dir=config.data_dir)
+    await asyncio.to_thread(limit_torch_threads, config.torch_threads)
     await models.refresh()
-    workers = settings.vision_workers
-    # The subprocess works on the bot's database and data directory however the bot was
-    # configured (environment, .env or code).
-    env = settings.to_env()
+    workers = config.vision_workers
+    env = dict(config.subprocess_env)
     resources = BotResources(
-        settings=settings,
+        config=config,
         engine=engine,
         sessions=sessions,
-        images=db.ImageStore(settings.images_dir if settings.store_images else None),
+        images=db.ImageStore(config.images_dir),
         models=models,
-        limiter=RateLimiter(settings.rate_limit_per_minute),
-        vision_pool=VisionPool(workers, settings.torch_threads, settings.vision_processes),
+        limiter=RateLimiter(config.rate_limit_per_minute),
+        vision_pool=VisionPool(workers, config.torch_threads, config.vision_processes),
         retrain=CommandRunner(retrain_argv or (*DIGITS, "retrain"), "retraining", env=env),
         export=CommandRunner(export_argv or (*DIGITS, "export"), "export", env=env),
     )
     app.bot_data[RESOURCES] = resources
     await resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE)
-    await _register_commands(app, settings)
+    await _register_commands(app, config)
     jobs = app.job_queue
     if jobs is not None:
-        if settings.model_check_interval_s > 0:
+        if config.model_check_interval_s > 0:
             jobs.run_repeating(
                 handlers.refresh_model,
-                interval=settings.model_check_interval_s,
-                first=settings.model_check_interval_s,
+                interval=config.model_check_interval_s,
+                first=config.model_check_interval_s,
                 name="model-refresh",
             )
-        if retrain_time is not None:
-            jobs.run_daily(handlers.scheduled_retrain, time=retrain_time, name="retrain")
-            log.info("retraining scheduled daily at %s UTC", retrain_time.strftime("%H:%M"))
+        if config.retrain_at is not None:
+            jobs.run_daily(handlers.scheduled_retrain, time=config.retrain_at, name="retrain")
+            log.info("retraining scheduled daily at %s UTC", config.retrain_at.strftime("%H:%M"))
     _reload_on_sighup(app, models)
     log.info(
         "bot ready: model %s, database %s", models.current.version, engine.url.render_as_string()
@@ -189,11 +172,11 @@ def _reload_on_sighup(app: Application, models: ModelManager) -> None:
         log.debug("no SIGHUP handler in this thread")
 
 
-async def _register_commands(app: Application, settings: Settings) -> None:
+async def _register_commands(app: Application, config: BotConfig) -> None:
     public = [BotCommand(name, description) for name, description in texts.COMMANDS]
     admin = public + [BotCommand(n, d) for n, d in texts.ADMIN_COMMANDS]
     await app.bot.set_my_commands(public, scope=BotCommandScopeDefault())
-    for admin_id in sorted(settings.admin_ids):
+    for admin_id in sorted(config.admin_ids):
         try:  # fails for an admin who has never talked to the bot: not fatal
             await app.bot.set_my_commands(admin, scope=BotCommandScopeChat(admin_id))
         except TelegramError as exc:
@@ -243,24 +226,24 @@ async def running(app: Application, *, poll_timeout: float = 10.0) -> AsyncItera
             await app.post_shutdown(app)
 
 
-def webhook_options(settings: Settings) -> dict[str, object]:
+def webhook_options(config: BotConfig) -> dict[str, object]:
     """``run_webhook``/``start_webhook`` arguments: listen there, at the public URL's path."""
-    path = urlsplit(settings.webhook_url).path.lstrip("/")
+    path = urlsplit(config.webhook_url).path.lstrip("/")
     return {
-        "listen": settings.webhook_listen,
-        "port": settings.webhook_port,
+        "listen": config.webhook_listen,
+        "port": config.webhook_port,
         "url_path": path,
-        "webhook_url": settings.webhook_url,
-        "secret_token": settings.webhook_secret or None,
+        "webhook_url": config.webhook_url,
+        "secret_token": config.webhook_secret or None,
         "allowed_updates": Update.ALL_TYPES,
     }
 
 
-def run(settings: Settings) -> None:
+def run(config: BotConfig) -> None:
     """Run until interrupted: a webhook when ``DIGITS_WEBHOOK_URL`` is set, else polling."""
-    app = build_application(settings)
-    if settings.webhook_url:
-        options = webhook_options(settings)
+    app = build_application(config)
+    if config.webhook_url:
+        options = webhook_options(config)
         log.info("webhook mode: listening on %(listen)s:%(port)s/%(url_path)s", options)
         app.run_webhook(**options)  # type: ignore[arg-type]
     else:

@@ -32,11 +32,11 @@ from telegram.ext import ContextTypes
 
 import db
 from bot import keyboards, service, texts
+from bot.config import BotConfig
 from bot.jobs import CommandRunner, Outcome
 from bot.models import ModelManager
 from bot.ratelimit import RateLimiter
 from bot.vision_pool import VisionPool
-from digits.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ MAX_REMEMBERED = 50
 class BotResources:
     """Everything the handlers share; created in post_init, closed in post_shutdown."""
 
-    settings: Settings
+    config: BotConfig
     engine: Any
     sessions: Any  # sessionmaker
     images: db.ImageStore
@@ -79,7 +79,7 @@ async def _reply(message: Message, text: str, **kwargs: Any) -> Message:
 
 def is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     user = update.effective_user
-    return user is not None and user.id in res(context).settings.admin_ids
+    return user is not None and user.id in res(context).config.admin_ids
 
 
 # --- information commands ------------------------------------------------------------------
@@ -167,7 +167,7 @@ async def notify_admins(
     context: ContextTypes.DEFAULT_TYPE, text: str, also: int | None = None
 ) -> None:
     """Send ``text`` to every admin (and to chat ``also``); a failure to one is logged."""
-    chats = set(res(context).settings.admin_ids)
+    chats = set(res(context).config.admin_ids)
     if also is not None:
         chats.add(also)
     for chat_id in sorted(chats):
@@ -276,7 +276,7 @@ async def _export(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
         archive = workdir / "digits-dataset.zip"
         size = await asyncio.to_thread(_zip_dir, out, archive)
         if size > MAX_UPLOAD:
-            kept = r.settings.data_dir / "exports" / archive.name
+            kept = r.config.data_dir / "exports" / archive.name
             await asyncio.to_thread(kept.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(shutil.move, archive, kept)
             await _reply(
@@ -350,7 +350,7 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     loaded = r.models.current  # one model for the whole request, even across a swap
     t1 = loop.time()
     try:
-        pages = await r.vision_pool.read(loaded, data, r.settings.max_pdf_pages)
+        pages = await r.vision_pool.read(loaded, data, r.config.max_pdf_pages)
     except ImageError as exc:
         await _reply(message, html.escape(str(exc)))
         return

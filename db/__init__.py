@@ -26,6 +26,7 @@ from db.migrations import (
     downgrade,
     head_revision,
     is_current,
+    open_database,
     upgrade,
 )
 from db.models import (
@@ -45,6 +46,7 @@ from db.readings import (
     assign_splits,
     confirm_reading,
     correct_reading,
+    correction_counts,
     delete_unreferenced_images,
     forget_user,
     get_or_create_user,
@@ -61,22 +63,32 @@ from db.readings import (
     set_training_consent,
     user_stats,
 )
-from db.records import CorrectionResult, DigitRecord, ForgetResult, LabelledDigit, UserStats
+from db.records import (
+    CorrectionCounts,
+    CorrectionResult,
+    DigitRecord,
+    ForgetResult,
+    LabelledDigit,
+    UserStats,
+)
 from db.registry import (
     activate_model_version,
     active_model_version,
     finish_training_run,
     get_model_version,
+    last_succeeded_run_start,
     list_model_versions,
     list_training_runs,
     register_model_version,
     reject_model_version,
     retire_model_version,
+    running_training_runs,
     start_training_run,
 )
 
 __all__ = [
     "Base",
+    "CorrectionCounts",
     "CorrectionResult",
     "Digit",
     "DigitRecord",
@@ -114,6 +126,7 @@ __all__ = [
     "check_models",
     "confirm_reading",
     "correct_reading",
+    "correction_counts",
     "current_revision",
     "delete_unreferenced_images",
     "downgrade",
@@ -127,12 +140,14 @@ __all__ = [
     "is_current",
     "label_digits",
     "labelled_digits",
+    "last_succeeded_run_start",
     "list_model_versions",
     "list_training_runs",
     "make_engine",
     "make_session_factory",
     "normalize_correction",
     "normalize_url",
+    "open_database",
     "readings_for_review",
     "recent_readings",
     "record_reading",
@@ -140,6 +155,7 @@ __all__ = [
     "reject_model_version",
     "replace_digits",
     "retire_model_version",
+    "running_training_runs",
     "session_scope",
     "set_blocked",
     "set_training_consent",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic.config import Config
@@ -11,10 +13,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from alembic import command
-from db.engine import make_engine, normalize_url
+from db.engine import make_engine, make_session_factory, normalize_url
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +151,19 @@ def check_models(url: str | URL) -> None:
 def _current(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def open_database(url: str, *, migrate: bool = True) -> Iterator[sessionmaker[Session]]:
+    """A session factory on `url`, migrated to head first; its engine is disposed at exit.
+
+    What a short-lived command needs; a long-running process (the bot, the web app) keeps
+    its engine for its lifetime instead.
+    """
+    if migrate:
+        upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()

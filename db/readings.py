@@ -35,6 +35,7 @@ from db.models import (
     utcnow,
 )
 from db.records import (
+    CorrectionCounts,
     CorrectionResult,
     DigitRecord,
     ForgetResult,
@@ -672,3 +673,36 @@ def mark_unreferenced(session: Session, shas: Iterable[str]) -> set[str]:
     """The hashes among ``shas`` that no reading refers to (for audits of stored files)."""
     shas = set(shas)
     return shas - _referenced(session, shas)
+
+
+def correction_counts(session: Session) -> CorrectionCounts:
+    """How many corrected readings of training users are labelled, directly or not."""
+    eligible = (
+        select(Reading.status, func.count())
+        .join(User, Reading.user_id == User.id)
+        .where(User.training_allowed.is_(True), User.blocked.is_(False))
+    )
+    by_status = dict(
+        session.execute(
+            eligible.where(
+                Reading.status.in_([ReadingStatus.CORRECTED, ReadingStatus.REVIEW])
+            ).group_by(Reading.status)
+        ).all()
+    )
+    has_label = select(Digit.id).where(Digit.reading_id == Reading.id, Digit.label.is_not(None))
+    aligned = session.scalar(
+        select(func.count())
+        .select_from(Reading)
+        .join(User, Reading.user_id == User.id)
+        .where(
+            User.training_allowed.is_(True),
+            User.blocked.is_(False),
+            Reading.status == ReadingStatus.REVIEW,
+            has_label.exists(),
+        )
+    )
+    return CorrectionCounts(
+        corrected=int(by_status.get(ReadingStatus.CORRECTED, 0)),
+        review=int(by_status.get(ReadingStatus.REVIEW, 0)),
+        review_labelled=int(aligned or 0),
+    )

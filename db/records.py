@@ -165,3 +165,13 @@ class ForgetResult:
     digits_deleted: int = 0
     # Images no remaining reading refers to: delete them with ImageStore.delete AFTER commit.
     unreferenced_images: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CorrectionCounts:
+    """Corrected readings of users who allow training: labelled directly (same digit
+    count), waiting for review (another count), and of those, labelled by recovery."""
+
+    corrected: int
+    review: int
+    review_labelled: int

@@ -259,3 +259,20 @@ def list_training_runs(session: Session, *, limit: int = 50) -> list[TrainingRun
             .limit(limit)
         )
     )
+
+
+def running_training_runs(session: Session) -> list[int]:
+    """Ids of the runs still marked running (left so by a dead process, if none runs now)."""
+    return list(
+        session.scalars(select(TrainingRun.id).where(TrainingRun.status == RunStatus.RUNNING))
+    )
+
+
+def last_succeeded_run_start(session: Session) -> datetime | None:
+    """When the last run that trained a model began (new labels are counted from there)."""
+    return session.scalar(
+        select(TrainingRun.started_at)
+        .where(TrainingRun.status == RunStatus.SUCCEEDED)
+        .order_by(TrainingRun.started_at.desc())
+        .limit(1)
+    )

@@ -1,8 +1,9 @@
-"""`digits SUBCOMMAND ...`: a thin dispatcher.
+"""`digits COMMAND ...`: the composition root.
 
-Each subcommand lives in the package that owns it and is imported only when it runs, so
-`digits db upgrade` never loads PyTorch. A subcommand module provides
-`register(parser)` (adds its arguments) and `run(args, settings) -> int`.
+It reads the settings and hands them to the command, which wires them into the libraries
+(`vision`, `db`, `training`, `bot`, `benchmarks`); nothing imports this package. Each
+command is a module of `digits.commands`, imported only when it runs (so `digits db
+upgrade` never loads PyTorch), with `register(parser)` and `run(args, settings) -> int`.
 """
 
 from __future__ import annotations
@@ -13,28 +14,25 @@ import logging
 import os
 import sys
 
-# "words of the command" -> (module, one-line help). Longest match wins.
+# "words of the command" -> (module in digits.commands, one-line help). Longest match wins.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("digits.demo", "the main job: evaluate the shipped model and read the samples"),
-    "train": ("training.cli_train", "train a CNN on MNIST (with augmentation)"),
-    "crops": ("training.cli_crops", "reader-cut training crops from photos of MNIST train digits"),
-    "evaluate": ("training.cli_evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
-    "read": ("vision.cli", "read handwritten numbers in photos, scans and PDFs"),
-    "samples": ("training.synth", "regenerate the synthetic sample photos in samples/"),
-    "bench read": ("training.bench_read", "reader accuracy and latency: synthetic + real photos"),
-    "bench classify": ("training.bench_classify", "classification throughput (digits/s)"),
-    "bench train": ("training.bench_train", "seconds until 99.0 % MNIST test accuracy"),
-    "retrain": ("training.cli_retrain", "fine-tune on MNIST + users' digits, promote if better"),
-    "models": ("training.cli_models", "list model versions with their metrics"),
-    "models activate": ("training.cli_activate", "make a model version active (roll back/forward)"),
-    "export": ("training.cli_export", "export the collected handwriting as a dataset"),
-    "bench loop": (
-        "training.bench_loop",
-        "simulated users correct the bot, then retrain: before/after",
-    ),
-    "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade"),
-    "bot": ("bot.cli", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
-    "bench db": ("db.bench", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
+    "demo": ("demo", "the main job: evaluate the shipped model and read the samples"),
+    "read": ("read", "read handwritten numbers in photos, scans and PDFs"),
+    "bot": ("bot", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
+    "train": ("train", "train a CNN on MNIST (with augmentation)"),
+    "crops": ("crops", "reader-cut training crops from photos of MNIST train digits"),
+    "evaluate": ("evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
+    "samples": ("samples", "regenerate the synthetic sample photos in samples/"),
+    "retrain": ("retrain", "fine-tune on MNIST + users' digits, promote if better"),
+    "models": ("models", "list model versions with their metrics"),
+    "models activate": ("activate", "make a model version active (roll back/forward)"),
+    "export": ("export", "export the collected handwriting as a dataset"),
+    "db": ("db", "database schema: upgrade | current | check | url | downgrade"),
+    "bench read": ("bench_read", "reader accuracy and latency: synthetic + real photos"),
+    "bench classify": ("bench_classify", "classification throughput (digits/s)"),
+    "bench train": ("bench_train", "seconds until 99.0 % MNIST test accuracy"),
+    "bench loop": ("bench_loop", "simulated users correct the bot, then retrain: before/after"),
+    "bench db": ("bench_db", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
 }
 
 
@@ -68,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, help_ = COMMANDS[name]
     parser = argparse.ArgumentParser(prog=f"digits {name}", description=help_)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(f"digits.commands.{module_name}")
     module.register(parser)
     args = parser.parse_args(rest)
     logging.basicConfig(

@@ -7,6 +7,7 @@ environment handed to `digits` subprocesses are both derived from these declarat
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -155,6 +156,20 @@ class Settings(BaseSettings):
             raise ValueError("must be comma-separated user ids")
         return frozenset(int(p) for p in parts)
 
+    @field_validator("retrain_time")
+    @classmethod
+    def _hh_mm_or_off(cls, raw: str) -> str:
+        if raw.lower() not in OFF:
+            _clock_time(raw)
+        return raw
+
+    @property
+    def retrain_at(self) -> dt.time | None:
+        """The daily retraining's time (UTC), or None when it is off."""
+        if not self.retrain_enabled or self.retrain_time.lower() in OFF:
+            return None
+        return _clock_time(self.retrain_time)
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "digits.sqlite3"
@@ -197,6 +212,17 @@ class Settings(BaseSettings):
                 value = ",".join(str(v) for v in sorted(value))
             env[field.alias] = str(value).lower() if isinstance(value, bool) else str(value)
         return env
+
+
+OFF = {"", "off", "none", "never", "false", "0"}
+
+
+def _clock_time(raw: str) -> dt.time:
+    try:
+        hours, minutes = (int(part) for part in raw.split(":", 1))
+        return dt.time(hours, minutes, tzinfo=dt.UTC)
+    except ValueError:
+        raise ValueError("must be HH:MM (UTC) or off") from None
 
 
 def _one_line(exc: ValidationError) -> str:

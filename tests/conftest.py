@@ -30,6 +30,6 @@ def devsets_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(mnist_dir: Path):
-    from training.mnist import load_mnist
+    from training.data.mnist import load_mnist
 
     return load_mnist(mnist_dir, allow_download=False)

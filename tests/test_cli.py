@@ -22,7 +22,7 @@ def test_every_command_module_has_the_contract() -> None:
     import importlib
 
     for name, (module_name, _) in COMMANDS.items():
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(f"digits.commands.{module_name}")
         assert callable(module.register) and callable(module.run), name
 
 
@@ -46,7 +46,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         "    while True:\n"
         "        print('x' * 100)\n"
         "mod.run = run\n"
-        "sys.modules['fake'] = mod\n"
+        "sys.modules['digits.commands.fake'] = mod\n"
         "digits.cli.COMMANDS['fake'] = ('fake', 'prints forever')\n"
         "raise SystemExit(digits.cli.main(['fake']))\n"
     )

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 import db
-from db.models import LabelSource, Split
+from db import LabelSource, Split
 
 log = logging.getLogger(__name__)
 

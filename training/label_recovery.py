@@ -13,12 +13,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
 import db
-from db.models import Digit, LabelSource, Reading, ReadingStatus, User
 from vision.decode import ImageError
 from vision.reader import DigitReader
 from vision.segment import SegmentationError
@@ -119,7 +117,7 @@ def recover_labels(
                             reading_id,
                             aligned_records(reading),
                             labels=truth,
-                            source=LabelSource.ALIGNED,
+                            source=db.LabelSource.ALIGNED,
                         )
                     report.recovered += 1
                     report.digits_labelled += len(truth)
@@ -144,33 +142,8 @@ def recover_labels(
 
 
 def _fill_totals(session: Session, report: RecoveryReport) -> None:
-    eligible = (
-        select(Reading.status, func.count())
-        .join(User, Reading.user_id == User.id)
-        .where(User.training_allowed.is_(True), User.blocked.is_(False))
-    )
-    by_status = dict(
-        session.execute(
-            eligible.where(
-                Reading.status.in_([ReadingStatus.CORRECTED, ReadingStatus.REVIEW])
-            ).group_by(Reading.status)
-        ).all()
-    )
-    has_label = select(Digit.id).where(Digit.reading_id == Reading.id, Digit.label.is_not(None))
-    aligned = session.scalar(
-        select(func.count())
-        .select_from(Reading)
-        .join(User, Reading.user_id == User.id)
-        .where(
-            User.training_allowed.is_(True),
-            User.blocked.is_(False),
-            Reading.status == ReadingStatus.REVIEW,
-            has_label.exists(),
-        )
-    )
-    direct = int(by_status.get(ReadingStatus.CORRECTED, 0))
-    review = int(by_status.get(ReadingStatus.REVIEW, 0))
-    report.corrected_readings = direct + review
-    report.labelled_without_recovery = direct
-    report.labelled_with_recovery = direct + int(aligned or 0)
-    report.waiting_for_review = review - int(aligned or 0)
+    counts = db.correction_counts(session)
+    report.corrected_readings = counts.corrected + counts.review
+    report.labelled_without_recovery = counts.corrected
+    report.labelled_with_recovery = counts.corrected + counts.review_labelled
+    report.waiting_for_review = counts.review - counts.review_labelled

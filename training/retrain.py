@@ -15,17 +15,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import db
-from db.models import ModelStatus, RunStatus, TrainingRun
-from training.augment import AugmentConfig
+from db import ModelStatus, RunStatus
+from training.data.augment import AugmentConfig
 from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
 from vision.model import ModelConfig
@@ -263,9 +261,7 @@ def _register_shipped(session: Session, path: Path) -> ActiveModel:
 def fail_interrupted_runs(factory: sessionmaker[Session]) -> int:
     """Mark runs left 'running' by a dead process as failed (call while holding the lock)."""
     with db.session_scope(factory) as session:
-        stale = list(
-            session.scalars(select(TrainingRun.id).where(TrainingRun.status == RunStatus.RUNNING))
-        )
+        stale = db.running_training_runs(session)
         for run_id in stale:
             db.finish_training_run(
                 session,
@@ -279,16 +275,6 @@ def fail_interrupted_runs(factory: sessionmaker[Session]) -> int:
     if stale:
         log.warning("marked %d interrupted training run(s) as failed", len(stale))
     return len(stale)
-
-
-def last_completed_run_start(session: Session) -> datetime | None:
-    """When the last run that trained a model began (new labels are counted from there)."""
-    return session.scalar(
-        select(TrainingRun.started_at)
-        .where(TrainingRun.status == RunStatus.SUCCEEDED)
-        .order_by(TrainingRun.started_at.desc())
-        .limit(1)
-    )
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -376,7 +362,7 @@ def _run(
         outcome.recovery = report.to_dict()
 
     with db.session_scope(factory) as session:
-        since = last_completed_run_start(session)
+        since = db.last_succeeded_run_start(session)
         new = db.labelled_digits(session, since=since, holdout_fraction=config.holdout_fraction)
         outcome.new_labels = len(new)
         train_digits = db.labelled_digits(

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.augment import AugmentConfig, augment_batch
+from training.data.augment import AugmentConfig, augment_batch
 from vision.checkpoint import save_checkpoint
 from vision.classifier import pick_device
 from vision.model import DIGIT_CLASSES, DigitNet, ModelConfig, preprocess

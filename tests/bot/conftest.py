@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import db
 from bot.app import build_application, running
+from digits.commands.bot import bot_config
 from digits.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -50,7 +51,7 @@ async def start_bot() -> AsyncIterator[BotFactory]:
     stack: list[Any] = []
 
     async def start(settings: Settings, **kwargs: Any) -> Any:
-        app = build_application(settings, **kwargs)
+        app = build_application(bot_config(settings), **kwargs)
         context = running(app, poll_timeout=1)
         await context.__aenter__()
         stack.append(context)

@@ -19,7 +19,7 @@ from tests.datadirs import mnist_dir
 @functools.lru_cache(maxsize=1)
 def clear_digits(per_class: int = 40) -> dict[int, list[np.ndarray]]:
     """Per label, MNIST test digits (white on black 28×28) the model is sure about."""
-    from training.mnist import parse_idx
+    from training.data.mnist import parse_idx
     from vision import DigitClassifier
 
     def read(name: str) -> np.ndarray:

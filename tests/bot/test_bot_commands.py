@@ -282,7 +282,7 @@ async def test_responsive_while_20_photos_in_flight(fake: FakeTelegram, bot: Any
 
 
 def test_missing_token_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from bot import cli
+    from digits.commands import bot as cli
 
     code = cli.run(None, Settings(telegram_token=""))  # type: ignore[arg-type]
     err = capsys.readouterr().err

@@ -17,7 +17,7 @@ from telegram.ext import CallbackContext
 
 import db
 from bot import handlers, texts
-from bot.app import RESOURCES, _reload_on_sighup, parse_retrain_time
+from bot.app import RESOURCES, _reload_on_sighup
 from bot.jobs import CommandRunner, describe_summary, last_json_line
 from bot.models import ModelManager
 from digits.settings import Settings, SettingsError
@@ -206,9 +206,18 @@ async def test_daily_job_scheduled_or_off(
     (job,) = app.job_queue.get_jobs_by_name("retrain")
     when = job.next_t.astimezone(dt.UTC)
     assert (when.hour, when.minute) == (4, 30)
-    assert parse_retrain_time("off") is None
-    with pytest.raises(SettingsError):
-        parse_retrain_time("25:99")
+    assert with_(settings, retrain_enabled=True, retrain_time="off").retrain_at is None
+    assert with_(settings, retrain_enabled=False, retrain_time="04:30").retrain_at is None
+
+
+@pytest.mark.parametrize("raw", ["25:99", "4pm", "12"])
+def test_a_bad_retrain_time_is_refused_at_start(
+    raw: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGITS_RETRAIN_TIME", raw)
+    with pytest.raises(SettingsError, match="DIGITS_RETRAIN_TIME: must be HH:MM"):
+        Settings.from_env()
 
 
 async def test_command_runner_one_at_a_time() -> None:

@@ -16,12 +16,13 @@ from images import number_image
 import db
 from bot import texts
 from bot.app import build_application, webhook_options
+from digits.commands.bot import bot_config
 from digits.settings import Settings
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    from db.pgserver import PostgresUnavailable, throwaway_postgres
+    from benchmarks.pgserver import PostgresUnavailable, throwaway_postgres
 
     try:
         with throwaway_postgres() as server:
@@ -52,10 +53,10 @@ async def test_webhook_instances_share_postgres(
             webhook_port=port,
             webhook_secret="s3cret",
         )
-        app = build_application(s)
+        app = build_application(bot_config(s))
         await app.initialize()
         await app.post_init(app)
-        await app.updater.start_webhook(**webhook_options(s))
+        await app.updater.start_webhook(**webhook_options(bot_config(s)))
         await app.start()
         apps.append(app)
     try:
@@ -111,7 +112,9 @@ async def test_webhook_instances_share_postgres(
 
 def test_webhook_options_from_settings() -> None:
     options = webhook_options(
-        Settings(webhook_url="https://x.example/a/b", webhook_port=88, webhook_secret="")
+        bot_config(
+            Settings(webhook_url="https://x.example/a/b", webhook_port=88, webhook_secret="")
+        )
     )
     assert options["url_path"] == "a/b" and options["port"] == 88
     assert options["secret_token"] is None

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks.pgserver import PostgresServer, PostgresUnavailable, throwaway_postgres
 from db import Base, DigitRecord, make_engine, make_session_factory, upgrade
-from db.pgserver import PostgresServer, PostgresUnavailable, throwaway_postgres
 
 _names = itertools.count(1)
 

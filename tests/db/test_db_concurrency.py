@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks.db import bench
+from benchmarks.pgserver import PostgresUnavailable, find_bindir, throwaway_postgres
 from db import (
     Reading,
     User,
@@ -20,8 +22,6 @@ from db import (
     record_reading,
     session_scope,
 )
-from db.bench import bench
-from db.pgserver import PostgresUnavailable, find_bindir, throwaway_postgres
 
 
 def _run_threads(count: int, target: Callable[[int], None]) -> list[BaseException]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import db
-from training.bench_loop import simulate_users
+from benchmarks.loop import simulate_users
 from vision.classifier import DigitClassifier
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from digits.cli import main
-from training.devsets import DevsetError, load_hwd1000, load_usps
+from training.data.devsets import DevsetError, load_hwd1000, load_usps
 
 
 def test_devsets_load_normalised(devsets_dir: Path) -> None:

@@ -12,9 +12,9 @@ import pytest
 from loop_fixtures import populate, sqlite_url
 
 import db
+from benchmarks.loop import BASE_TELEGRAM_ID
 from digits.cli import main
-from training.bench_loop import BASE_TELEGRAM_ID
-from training.devsets import load_usps
+from training.data.devsets import load_usps
 from training.export import FORMATS, ExportError, collect, export, load, pseudonym
 
 

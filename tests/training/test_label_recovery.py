@@ -7,8 +7,8 @@ from pathlib import Path
 from loop_fixtures import sqlite_url
 
 import db
+from benchmarks.loop import compose_photo
 from db.models import LabelSource, ReadingStatus
-from training.bench_loop import compose_photo
 from training.label_recovery import aligned_records, recover_labels
 from vision.reader import DigitReader
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from training.metrics import classification_report, confusion_matrix, pr_curve, roc_curve
+from training.evaluate.metrics import classification_report, confusion_matrix, pr_curve, roc_curve
 
 
 def test_confusion_and_per_class_scores_by_hand() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.mnist import FILES, MnistError, load_mnist, parse_idx
+from training.data.mnist import FILES, MnistError, load_mnist, parse_idx
 
 
 def _idx_images(images: np.ndarray) -> bytes:
@@ -68,7 +68,7 @@ def test_download_from_a_mirror_and_offline_failure(
     import http.server
     import threading
 
-    import training.mnist as mnist_module
+    import training.data.mnist as mnist_module
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mnist_dir))
     handler.log_message = lambda *a: None  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.pairs import draw_pair, touching_pairs
+from training.data.pairs import draw_pair, touching_pairs
 from training.train import NEW_CLASS_BIAS, widen_head
 from vision import DigitClassifier
 from vision.classifier import DEFAULT_MODEL_PATH

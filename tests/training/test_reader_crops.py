@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from training.reader_crops import CropSet, draw_cell, draw_page, make_crops, match_crops
+from training.data.reader_crops import CropSet, draw_cell, draw_page, make_crops, match_crops
 
 
 @pytest.fixture(scope="module")
 def pool(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    from training.mnist import load_mnist
+    from training.data.mnist import load_mnist
 
     train, _ = load_mnist(mnist_dir, allow_download=False)
     return train.images[:500], train.labels[:500]

@@ -16,8 +16,8 @@ from loop_fixtures import populate, sqlite_url
 import db
 from db.models import ModelStatus, RunStatus
 from digits.cli import main
-from training.cli_retrain import EXIT_LOCKED
-from training.devsets import load_usps
+from digits.commands.retrain import EXIT_LOCKED
+from training.data.devsets import load_usps
 from training.retrain import (
     RetrainConfig,
     RetrainError,

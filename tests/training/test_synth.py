@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.synth import generate_photo
+from training.data.synth import generate_photo
 
 
 def _pool(mnist) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +34,7 @@ def test_committed_samples_are_what_the_generator_makes(mnist, tmp_path) -> None
     """`digits samples` rebuilds samples/: the same numbers in the same photos."""
     from pathlib import Path
 
-    from training.synth import write_samples
+    from training.data.synth import write_samples
 
     _, test = mnist
     write_samples(tmp_path, test)
@@ -51,7 +51,7 @@ def test_a_drawn_digit_stays_in_the_pieces_mnist_drew_it_in(mnist) -> None:
     or in parts, which the reader was then blamed for)."""
     import cv2
 
-    from training.synth import _pieces, digit_alpha
+    from training.data.synth import _pieces, digit_alpha
 
     _, test = mnist
     rng = np.random.default_rng(11)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.augment import AugmentConfig, augment_batch
+from training.data.augment import AugmentConfig, augment_batch
 from training.train import TrainConfig, save_result, train
 from vision import DigitClassifier
 
@@ -67,7 +67,7 @@ def test_augmentation_keeps_shape_range_and_changes_pixels(mnist) -> None:
 
 def test_european_ones_get_a_flag(mnist) -> None:
     """A flagged 1 gains ink in the upper left of its stroke."""
-    from training.augment import european_styles
+    from training.data.augment import european_styles
 
     train_split, _ = mnist
     ones = train_split.images[train_split.labels == 1][:64]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.bench_read import Score, load_photos
+from benchmarks.read import Score, load_photos
 
 
 @pytest.mark.slow

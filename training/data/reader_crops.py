@@ -3,7 +3,7 @@
 A model trained on MNIST alone sees centred, evenly stroked digits; the reader hands it
 crops cut from photos (blur, JPEG, uneven light, thin pens, a lost stroke end). Here
 MNIST train digits are drawn into synthetic photos (the paper, light and pen of
-`training.synth`) and into small form cells (a number 12-40 px tall, often in a box),
+`training.data.synth`) and into small form cells (a number 12-40 px tall, often in a box),
 the reader reads each photo, and every digit it finds that matches one drawn digit by box
 overlap becomes a training crop with the drawn digit's label. Crops that cover a
 neighbour or only part of their digit are skipped, so no compound shape is taught as one
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.synth import (
+from training.data.synth import (
     INKS,
     PAPERS,
     SIZES,

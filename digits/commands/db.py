@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
 
 from sqlalchemy.engine import make_url
+
+from digits.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 

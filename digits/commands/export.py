@@ -55,11 +55,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "pseudonyms will differ from one export to the next\n"
         )
         salt = new_salt()
-    db.upgrade(settings.db_url)
-    engine = db.make_engine(settings.db_url)
     try:
-        factory = db.make_session_factory(engine)
-        with db.session_scope(factory) as session:
+        with db.open_database(settings.db_url) as factory, db.session_scope(factory) as session:
             dataset = collect(
                 session,
                 salt=salt,
@@ -80,8 +77,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ExportError as exc:
         sys.stderr.write(f"digits export: {exc}\n")
         return 2
-    finally:
-        engine.dispose()
     print(
         json.dumps(
             {

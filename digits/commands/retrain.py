@@ -86,7 +86,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 def _locked_run(args: argparse.Namespace, settings: Settings) -> int:
     import db
-    from training.mnist import MnistError, load_mnist
+    from training.data.mnist import MnistError, load_mnist
     from training.retrain import RetrainError, retrain
 
     try:
@@ -96,10 +96,7 @@ def _locked_run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"digits retrain: {exc}\n")
         print(json.dumps({"status": "failed", "reason": str(exc)}))
         return EXIT_FAILED
-    db.upgrade(settings.db_url)
-    engine = db.make_engine(settings.db_url)
-    try:
-        factory = db.make_session_factory(engine)
+    with db.open_database(settings.db_url) as factory:
         try:
             train_split, test_split = load_mnist(args.mnist_dir or settings.mnist_dir)
         except MnistError as exc:
@@ -122,8 +119,6 @@ def _locked_run(args: argparse.Namespace, settings: Settings) -> int:
             sys.stderr.write(f"digits retrain: {exc}\n")
             print(json.dumps({"status": "failed", "reason": str(exc)}))
             return EXIT_FAILED
-    finally:
-        engine.dispose()
     message = outcome.reason
     if not message.startswith(outcome.status):
         message = f"{outcome.status}: {message}"

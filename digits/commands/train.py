@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from digits.settings import Settings
-from training.augment import AugmentConfig
-from training.mnist import load_mnist
-from training.pairs import MULTI_LABEL, touching_pairs
-from training.reader_crops import CropSet
+from training.data.augment import AugmentConfig
+from training.data.mnist import load_mnist
+from training.data.pairs import MULTI_LABEL, touching_pairs
+from training.data.reader_crops import CropSet
 from training.train import TrainConfig, save_result, train
 from vision.checkpoint import load_checkpoint
 from vision.model import DIGIT_CLASSES, ModelConfig

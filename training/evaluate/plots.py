@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from training.metrics import NUM_CLASSES, pr_curve, roc_curve
+from training.evaluate.metrics import NUM_CLASSES, pr_curve, roc_curve
 
 
 def confusion(cm: np.ndarray, path: Path, title: str) -> None:

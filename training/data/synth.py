@@ -15,13 +15,9 @@ import argparse
 import csv
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-
-if TYPE_CHECKING:
-    from digits.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -278,19 +274,3 @@ def write_samples(out_dir: Path, mnist_test: object, n: int = 6, seed: int = SAM
         writer = csv.writer(fh)
         writer.writerow(["file", "text"])
         writer.writerows(rows)
-
-
-def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out_dir", type=Path, nargs="?", default=Path("samples"))
-    parser.add_argument("-n", type=int, default=6, help="how many photos (default 6)")
-    parser.add_argument("--mnist-dir", type=Path, default=None)
-
-
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    """`digits samples [OUT_DIR]`: regenerate the sample photos and their expected.csv."""
-    from training.mnist import load_mnist
-
-    _, test = load_mnist(args.mnist_dir or settings.mnist_dir)
-    write_samples(args.out_dir, test, n=args.n)
-    log.info("wrote %d sample photos and expected.csv to %s", args.n, args.out_dir)
-    return 0

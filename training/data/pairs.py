@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.synth import digit_alpha
+from training.data.synth import digit_alpha
 from vision.model import DIGIT_CLASSES
 from vision.normalize import normalize_digit
 

@@ -20,37 +20,31 @@ def _pct(value: object) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import db
 
-    db.upgrade(settings.db_url)
-    engine = db.make_engine(settings.db_url)
-    try:
-        factory = db.make_session_factory(engine)
-        with db.session_scope(factory) as session:
-            versions = [
-                {
-                    "version": v.version,
-                    "status": str(v.status),
-                    "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
-                    "parent": v.parent_version,
-                    "mnist_test_accuracy": v.metrics.get("mnist_test_accuracy"),
-                    "user_holdout_accuracy": v.metrics.get("user_holdout_accuracy"),
-                    "path": v.path,
-                    "notes": v.notes,
-                }
-                for v in db.list_model_versions(session)
-            ]
-            runs = [
-                {
-                    "run": r.id,
-                    "started": r.started_at.strftime("%Y-%m-%d %H:%M"),
-                    "status": str(r.status),
-                    "model_version": r.model_version,
-                    "user_samples": r.user_samples,
-                    "note": (r.metrics or {}).get("reason") or r.error,
-                }
-                for r in (db.list_training_runs(session, limit=args.runs) if args.runs else [])
-            ]
-    finally:
-        engine.dispose()
+    with db.open_database(settings.db_url) as factory, db.session_scope(factory) as session:
+        versions = [
+            {
+                "version": v.version,
+                "status": str(v.status),
+                "created": v.created_at.strftime("%Y-%m-%d %H:%M"),
+                "parent": v.parent_version,
+                "mnist_test_accuracy": v.metrics.get("mnist_test_accuracy"),
+                "user_holdout_accuracy": v.metrics.get("user_holdout_accuracy"),
+                "path": v.path,
+                "notes": v.notes,
+            }
+            for v in db.list_model_versions(session)
+        ]
+        runs = [
+            {
+                "run": r.id,
+                "started": r.started_at.strftime("%Y-%m-%d %H:%M"),
+                "status": str(r.status),
+                "model_version": r.model_version,
+                "user_samples": r.user_samples,
+                "note": (r.metrics or {}).get("reason") or r.error,
+            }
+            for r in (db.list_training_runs(session, limit=args.runs) if args.runs else [])
+        ]
     if args.json:
         for row in versions + runs:
             print(json.dumps(row))

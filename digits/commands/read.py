@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from digits.settings import Settings
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, help="photos, scans or PDFs")
@@ -35,7 +37,7 @@ def _record(name: str, reading: Any) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, settings: Any) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from vision.annotate import annotate, encode_jpeg
     from vision.decode import ImageError, decode_pages
     from vision.reader import DigitReader

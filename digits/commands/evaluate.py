@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from digits.settings import Settings
-from training.devsets import load_all
-from training.metrics import classification_report
-from training.mnist import load_mnist
+from training.data.devsets import load_all
+from training.data.mnist import load_mnist
+from training.evaluate.metrics import classification_report
 from vision import DigitClassifier
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for name, images, labels in sets:
         sys.stdout.write(format_report(name, reports[name]) + "\n\n")
         if not args.no_plots:
-            from training import plots
+            from training.evaluate import plots
 
             plots.confusion(
                 np.array(reports[name]["confusion_matrix"]),

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from training.bench_read import Score, as_1280x960, tilted
+from benchmarks.read import Score, as_1280x960, tilted
 
 
 def _jpeg(w: int, h: int) -> bytes:
@@ -56,7 +56,7 @@ def test_a_tilted_photo_keeps_all_of_it_and_continues_its_edges() -> None:
 def test_photos_are_scored_per_source_and_kind(tmp_path) -> None:
     from types import SimpleNamespace
 
-    from training.bench_read import bench_photos
+    from benchmarks.read import bench_photos
 
     images = tmp_path / "photos" / "images"
     images.mkdir(parents=True)

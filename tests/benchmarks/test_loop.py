@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from loop_fixtures import populate, sqlite_url
 
 import db
+from benchmarks.loop import BASE_TELEGRAM_ID, pseudo_writers
 from db.models import LabelSource
-from training.bench_loop import BASE_TELEGRAM_ID, pseudo_writers
-from training.devsets import load_usps
+from tests.training.loop_fixtures import populate, sqlite_url
+from training.data.devsets import load_usps
 
 
 def test_pseudo_writers_are_disjoint_and_cover_everything() -> None:

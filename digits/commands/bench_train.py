@@ -14,7 +14,7 @@ import json
 import torch
 
 from digits.settings import Settings
-from training.mnist import load_mnist
+from training.data.mnist import load_mnist
 from training.train import TrainConfig, train
 from vision.classifier import pick_device
 from vision.model import ModelConfig

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from digits.settings import Settings
-from training.mnist import load_mnist
-from training.reader_crops import make_crops
+from training.data.mnist import load_mnist
+from training.data.reader_crops import make_crops
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,1 @@
+"""One module per `digits` command: its arguments and the wiring of settings into libraries."""

@@ -1,0 +1,106 @@
+"""`digits bench read`: the reader's accuracy and latency on synthetic and real photos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchmarks.read import CEILING, PhotoScores, Score, bench_photos, bench_synthetic
+from digits.settings import Settings
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--synthetic", type=int, default=500, help="synthetic photos (0: skip)")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--model", type=Path, help="checkpoint (default: shipped model)")
+    parser.add_argument("--mnist-dir", type=Path)
+    parser.add_argument("--devsets-dir", type=Path)
+    parser.add_argument("--no-photos", action="store_true", help="skip the real photos")
+    parser.add_argument("--failures", action="store_true", help="list misread images")
+    parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    parser.add_argument(
+        "--tilt",
+        type=float,
+        default=0.0,
+        metavar="DEGREES",
+        help="also read the photos turned by ±DEGREES, alternately (a page photographed askew)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import torch
+
+    from vision.reader import DigitReader
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    reader = DigitReader.load(args.model or settings.model_path)
+    # Warm up (first-call allocations are not what a running bot pays).
+    reader.read(np.full((64, 64), 255, np.uint8))
+    scores: list[Score] = []
+    photos: PhotoScores | None = None
+    if args.synthetic > 0:
+        from training.data.mnist import load_mnist
+
+        _, test = load_mnist(args.mnist_dir or settings.mnist_dir, allow_download=False)
+        scores.extend(bench_synthetic(reader, test, args.synthetic, args.seed, args.tilt))
+    if not args.no_photos:
+        devsets = args.devsets_dir or settings.devsets_dir or Path("../shared/devsets")
+        photos = bench_photos(reader, devsets, args.tilt)
+        scores.extend(photos.main_scores())
+    for s in scores:
+        summary = s.summary()
+        if args.json:
+            print(json.dumps(summary))
+            continue
+        print(_line(summary, ceiling=s.name == CEILING))
+        if args.failures and s.name != CEILING:
+            for name, expected, got in s.failures:
+                print(f"    {name}: expected {expected!r} got {got!r}")
+    if photos is not None:
+        _print_breakdown(photos, as_json=args.json)
+    return 0
+
+
+def _line(summary: dict[str, Any], *, ceiling: bool = False, width: int = 20) -> str:
+    line = (
+        f"{summary['set'][:width]:<{width}} n={summary['images']:<4} "
+        f"digits {summary['digit_accuracy']:7.2%}  exact {summary['exact']:7.2%}  "
+    )
+    if ceiling:
+        return line + "(the classifier alone on the pristine MNIST digits of these photos)"
+    return line + (
+        f"exact+layout {summary['exact_layout']:7.2%}  "
+        f"count {summary['digit_count_accuracy']:7.2%}  "
+        f"p50 {summary['p50_ms']:6.1f} ms  p95 {summary['p95_ms']:6.1f} ms"
+    )
+
+
+def _print_breakdown(photos: PhotoScores, *, as_json: bool) -> None:
+    """The real photos per kind and per source, and the mean over sources."""
+    groups = [("kind", photos.by_kind), ("source", photos.by_source)]
+    mean = {
+        "set": "mean over sources",
+        "sources": len(photos.by_source),
+        "exact": photos.source_mean("exact"),
+        "digit_accuracy": photos.source_mean("digit_accuracy"),
+    }
+    if as_json:
+        for group, scores in groups:
+            for score in scores.values():
+                print(json.dumps({"group": group, **score.summary()}))
+        print(json.dumps(mean))
+        return
+    for group, scores in groups:
+        print(f"\nreal photos by {group}:")
+        for score in sorted(scores.values(), key=lambda s: (-s.n, s.name)):
+            print("  " + _line(score.summary(), width=44))
+    print(
+        f"\nmean over {mean['sources']} sources: exact {mean['exact']:.2%}, "
+        f"digits {mean['digit_accuracy']:.2%}"
+    )

@@ -1,0 +1,1 @@
+"""Evaluation: metrics over a labelled set and the plots drawn from them."""
