@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import db
 from training.label_recovery import aligned_records
+from vision.annotate import encode_png
 from vision.classifier import DigitClassifier
 from vision.reader import DigitReader
 
@@ -195,9 +196,7 @@ def compose_photo(
         np.maximum(region, ink, out=region)
         x += ink.shape[1] + (-overlap * scale if i in touching else gap)
     canvas = canvas[:, : x + gap]
-    ok, png = cv2.imencode(".png", 255 - canvas)
-    assert ok
-    return png.tobytes()
+    return encode_png(255 - canvas)
 
 
 def simulate_photo_readings(

@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.annotate import encode_jpeg
+
 CEILING = "synthetic ceiling"
 
 
@@ -99,9 +101,7 @@ def tilted(img: np.ndarray, degrees: float) -> bytes:
     out = cv2.warpAffine(
         img, m, (new_w, new_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    assert ok
-    return buf.tobytes()
+    return encode_jpeg(out, 92)
 
 
 def bench_synthetic(
@@ -123,9 +123,7 @@ def bench_synthetic(
     for i in range(n):
         sources: list[int] = []
         img, expected = generate_photo(rng, pool, sources)
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        assert ok
-        text, ms = _time_read(reader, buf.tobytes())
+        text, ms = _time_read(reader, encode_jpeg(img, 92))
         score.add(f"synthetic#{i}", expected, text, ms)
         if img.shape[:2] == (960, 1280):
             big.add(f"synthetic#{i}", expected, text, ms)
@@ -190,11 +188,7 @@ def as_1280x960(data: bytes) -> bytes | None:
         return None
     size = (1280, 960) if w >= h else (960, 1280)
     interp = cv2.INTER_AREA if max(h, w) > 1280 else cv2.INTER_CUBIC
-    ok, buf = cv2.imencode(
-        ".jpg", cv2.resize(img, size, interpolation=interp), [cv2.IMWRITE_JPEG_QUALITY, 92]
-    )
-    assert ok
-    return buf.tobytes()
+    return encode_jpeg(cv2.resize(img, size, interpolation=interp), 92)
 
 
 @dataclass

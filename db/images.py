@@ -83,7 +83,8 @@ class ImageStore:
         return self.root is not None
 
     def _dir(self, sha256: str) -> Path:
-        assert self.root is not None
+        if self.root is None:
+            raise RuntimeError("this image store keeps no files")
         return self.root / sha256[:2] / sha256[2:4]
 
     def put(self, data: bytes, *, ext: str | None = None) -> StoredImage:

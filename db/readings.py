@@ -98,9 +98,7 @@ def get_or_create_user(session: Session, telegram_id: int, *, now: datetime | No
         },
     ).returning(User.id)
     user_id = session.execute(statement).scalar_one()
-    user = session.get(User, user_id, populate_existing=True)
-    assert user is not None
-    return user
+    return session.get_one(User, user_id, populate_existing=True)
 
 
 def set_training_consent(

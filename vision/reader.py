@@ -195,9 +195,9 @@ class DigitReader:
         for li, line in enumerate(seg.lines):
             for ni, number in enumerate(line):
                 for c in number:
-                    assert c.probs is not None and c.crop is not None
-                    order = np.argsort(c.probs)[::-1]
-                    conf = float(c.probs[order[0]])
+                    probs, crop = c.scores, c.digit_crop
+                    order = np.argsort(probs)[::-1]
+                    conf = float(probs[order[0]])
                     x0, y0 = round(c.x * total), round(c.y * total)
                     x1, y1 = round(c.x2 * total), round(c.y2 * total)
                     x0, y0 = max(0, min(x0, width - 1)), max(0, min(y0, height - 1))
@@ -207,11 +207,11 @@ class DigitReader:
                             label=int(order[0]),
                             confidence=conf,
                             runner_up=int(order[1]),
-                            runner_up_confidence=float(c.probs[order[1]]),
+                            runner_up_confidence=float(probs[order[1]]),
                             box=(x0, y0, x1 - x0, y1 - y0),
                             line=li,
                             number=ni,
-                            crop=c.crop,
+                            crop=crop,
                             low_confidence=conf < self.confidence_threshold,
                         )
                     )
@@ -227,19 +227,17 @@ def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> N
     """
     if not digits:
         return
-    assert all(c.crop is not None for c in digits)  # segment() scored every digit it kept
     if rescore:
-        crops = np.stack([c.crop for c in digits])  # type: ignore[misc]
+        crops = np.stack([c.digit_crop for c in digits])
         for c, probs in zip(digits, clf.classify(crops), strict=True):
             c.probs = probs
     weak = [c for c in digits if c.confidence < STEADY_BELOW]
     if not weak:
         return
-    shifted = [_shift(c.crop, dx, dy) for c in weak for dx, dy in _SHIFTS]  # type: ignore[arg-type]
+    shifted = [_shift(c.digit_crop, dx, dy) for c in weak for dx, dy in _SHIFTS]
     readings = clf.classify(np.stack(shifted)).reshape(len(weak), len(_SHIFTS), -1)
     for c, probs in zip(weak, readings, strict=True):
-        assert c.probs is not None
-        c.probs = (c.probs + probs.sum(axis=0)) / (1 + len(_SHIFTS))
+        c.probs = (c.scores + probs.sum(axis=0)) / (1 + len(_SHIFTS))
 
 
 def _shift(crop: np.ndarray, dx: int, dy: int) -> np.ndarray:

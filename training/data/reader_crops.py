@@ -199,7 +199,8 @@ def _init_worker(pool: tuple[np.ndarray, np.ndarray], model: str | None) -> None
 def _work(job: tuple[int, int, str]) -> tuple[list[tuple[np.ndarray, int]], int]:
     """Draw one photo, read it, keep the matching crops (runs in a worker process)."""
     index, seed, kind = job
-    assert _READER is not None and _POOL is not None
+    if _READER is None or _POOL is None:
+        raise RuntimeError("_work runs only in a pool started with _init")
     rng = np.random.default_rng([seed, index, 0 if kind == "page" else 1])
     data, drawn = (draw_page if kind == "page" else draw_cell)(rng, _POOL)
     found = [(d.box, d.crop) for d in _READER.read(data).digits]

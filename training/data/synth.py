@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vision.annotate import encode_jpeg
+
 log = logging.getLogger(__name__)
 
 SIZES = ((1280, 960), (1280, 960), (1280, 960), (1024, 768), (800, 600), (640, 480))
@@ -138,9 +140,7 @@ def camera_jpeg(img: np.ndarray, rng: np.random.Generator, max_blur: float) -> b
     img = img + rng.normal(0, rng.uniform(1, 6), img.shape).astype(np.float32)
     img = np.clip(img, 0, 255).astype(np.uint8)
     quality = int(rng.integers(45, 92))
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return buf.tobytes()
+    return encode_jpeg(img, quality)
 
 
 def _perspective(img: np.ndarray, rng: np.random.Generator, fill: np.ndarray) -> np.ndarray:

@@ -57,6 +57,20 @@ class Candidate:
     def confidence(self) -> float:
         return float(self.probs.max()) if self.probs is not None else 0.0
 
+    @property
+    def scores(self) -> np.ndarray:
+        """The class probabilities of a scored candidate."""
+        if self.probs is None:
+            raise SegmentationError("a candidate was used before it was scored")
+        return self.probs
+
+    @property
+    def digit_crop(self) -> np.ndarray:
+        """The 28×28 crop of a scored candidate."""
+        if self.crop is None:
+            raise SegmentationError("a candidate was used before it was cropped")
+        return self.crop
+
     @cached_property
     def half_width(self) -> float:
         """Half the boldest stroke's width: the mask's largest distance to background."""

@@ -87,7 +87,7 @@ def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
 
 def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool, kernel: int) -> np.ndarray:
     # Ink is 1 - (pixel / background) in the darkest channel: the smallest ratio.
-    ratio = None
+    ratio: np.ndarray | None = None
     for ch in channels:
         c = ch.astype(np.float32)
         bg = _background(c, dark_ink, kernel)
@@ -95,7 +95,8 @@ def _channel_ink(channels: Sequence[np.ndarray], dark_ink: bool, kernel: int) ->
             c, bg = 255.0 - c, 255.0 - bg
         r = np.divide(c, np.maximum(bg, 8.0, out=bg), out=c)  # in place: fresh arrays
         ratio = r if ratio is None else np.minimum(ratio, r, out=ratio)
-    assert ratio is not None
+    if ratio is None:
+        raise ValueError("an ink map needs at least one channel")
     return np.clip(1.0 - ratio, 0.0, 1.0)
 
 

@@ -221,8 +221,7 @@ def split_best(
     whole = float(np.log(max(c.confidence, 1e-6))) - 0.25 * max(0.0, aspect - 1.1)
     # A cut must earn its place: one wide digit (a 2 with a long base) is common.
     cut_cost = 0.02 + 0.15 * max(0.0, 1.4 - aspect)
-    assert c.probs is not None
-    if float(c.probs.sum()) > ONE_DIGIT_MASS and c.confidence >= ONE_DIGIT_CONFIDENCE:
+    if float(c.scores.sum()) > ONE_DIGIT_MASS and c.confidence >= ONE_DIGIT_CONFIDENCE:
         cut_cost += ONE_DIGIT_CUT
     choice, choice_score = [c], whole
     for n, (score, seq) in best[last].items():
@@ -247,8 +246,7 @@ def split_touching(
     for c in cands:
         aspect = c.w / max(1, c.h)
         wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
-        assert c.probs is not None
-        pair = aspect > PAIR_ASPECT and float(c.probs.sum()) < PAIR_MASS
+        pair = aspect > PAIR_ASPECT and float(c.scores.sum()) < PAIR_MASS
         unsure = aspect > UNSURE_ASPECT and c.confidence < UNSURE_CONFIDENCE
         if not (wide or pair or unsure):
             out.append(c)
