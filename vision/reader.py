@@ -44,9 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIDENCE_THRESHOLD = 0.8
 # A digit the classifier reads at under STEADY_BELOW is read again at four one-pixel
 # shifts and the five readings are averaged: centring by centre of mass rounds to whole
-# pixels, and an unsure reading can hinge on that pixel. Three seeds of 500 synthetic
-# photos: +7 -1 read exactly (0.7 and 0.9 alike), the real photos as before; applied to
-# every digit, the same gain for five times the classifier's work.
+# pixels, and an unsure reading can hinge on that pixel (measured in BENCHMARKS.md).
 STEADY_BELOW = 0.7
 _SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
