@@ -32,7 +32,8 @@ Setup
     check_models(url)                                ("alembic check")
 
 Users
-    get_or_create_user(session, telegram_id, *, now=None) -> User   (updates last_seen)
+    get_or_create_user(session, telegram_id, *, now=None, source="bot") -> User
+                                        (updates last_seen; a web browser: source "web")
     get_user(session, telegram_id) -> User | None
     set_training_consent(session, telegram_id, allowed) -> User
     set_blocked(session, telegram_id, blocked) -> User
@@ -40,7 +41,7 @@ Users
 Readings and labels
     record_reading(session, *, telegram_id, chat_id, message_id, file_unique_id,
                    image_sha256, image_path, width, height, model_version, text,
-                   digits: Sequence[DigitRecord], elapsed_ms, now=None) -> Reading
+                   digits: Sequence[DigitRecord], elapsed_ms, now=None, source="bot")
     get_reading(session, reading_id) -> Reading | None
     recent_readings(session, telegram_id, *, limit=10) -> list[Reading]
     confirm_reading(session, reading_id, telegram_id) -> Reading
@@ -114,6 +115,7 @@ from db.models import (
     Split,
     TrainingRun,
     User,
+    UserSource,
 )
 from db.readings import (
     assign_splits,
@@ -180,6 +182,7 @@ __all__ = [
     "TrainingRunNotFound",
     "User",
     "UserNotFound",
+    "UserSource",
     "UserStats",
     "activate_model_version",
     "active_model_version",
