@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade"),
     "bot": ("bot.cli", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
+    "web": ("digits.web", "the web app: draw or send a picture, JSON API, /admin dashboard"),
+    "bench web": ("web.bench", "16 concurrent clients POST photos to `digits web`"),
     "bench db": ("db.bench", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
 }
 

@@ -101,6 +101,11 @@ class Settings:
     promote_max_mnist_drop: float = 0.1
     promote_min_user_gain: float = 0.0
     export_salt: str = ""
+    # Web app (`digits web`)
+    web_admin_password: str = ""  # empty: the /admin dashboard refuses every login
+    web_secret: str = ""  # cookie signing; empty: generated once in the data dir
+    web_max_body_mb: float = 20.0
+    web_rate_limit_per_minute: int = 60
 
     @property
     def sqlite_path(self) -> Path:
@@ -163,4 +168,8 @@ class Settings:
             promote_max_mnist_drop=_number("DIGITS_PROMOTE_MAX_MNIST_DROP", 0.1),
             promote_min_user_gain=_number("DIGITS_PROMOTE_MIN_USER_GAIN", 0.0),
             export_salt=_env("DIGITS_EXPORT_SALT"),
+            web_admin_password=_env("DIGITS_WEB_ADMIN_PASSWORD"),
+            web_secret=_env("DIGITS_WEB_SECRET"),
+            web_max_body_mb=_number("DIGITS_WEB_MAX_BODY_MB", 20.0),
+            web_rate_limit_per_minute=int(_number("DIGITS_WEB_RATE_LIMIT_PER_MINUTE", 60, int)),
         )
