@@ -330,6 +330,10 @@ def _routes(app: FastAPI, static: dict[str, tuple[bytes, str, str]]) -> None:
             r.identity.set(response, request, r.identity.new())
         return response
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon(request: Request) -> Response:
+        return serve(request, "favicon.svg")
+
     @app.get("/static/{name}", include_in_schema=False)
     async def asset(request: Request, name: str) -> Response:
         return serve(request, name)
