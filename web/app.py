@@ -178,6 +178,14 @@ def _static_files() -> dict[str, tuple[bytes, str, str]]:
     return files
 
 
+def _blank_png() -> bytes:
+    import cv2
+    import numpy as np
+
+    ok, buffer = cv2.imencode(".png", np.full((16, 16), 255, np.uint8))
+    return buffer.tobytes() if ok else b""
+
+
 def create_app(config: WebConfig) -> FastAPI:
     """The application for ``config``; nothing is opened until the lifespan starts."""
     secret = config.secret()
@@ -207,6 +215,8 @@ def create_app(config: WebConfig) -> FastAPI:
             export=CommandRunner(config.export_argv, "export", env=env, timeout_s=3600.0),
         )
         app.state.resources = resources
+        # Worker processes (vision_processes) load the model before the first person waits.
+        await resources.pool.warm_up(models.current, _blank_png())
         if config.model_check_interval_s > 0:
             resources.spawn(_refresh_models(models, config.model_check_interval_s), "model-refresh")
         log.info("web app ready: model %s, database %s", models.current.version, engine.url)

@@ -268,3 +268,20 @@ def test_a_declared_50_mb_upload_is_refused_before_its_body(server: Server) -> N
         answer = received.decode()
     assert answer.startswith("HTTP/1.1 413")
     assert '{"error": "The upload is too large: the limit is 20 MB."}' in answer
+
+
+def test_the_benchmark_runs_against_the_server(server: Server) -> None:
+    import asyncio
+
+    from web.bench import _load, first_paint_bytes, photos_1280x960
+
+    photos = photos_1280x960([SAMPLES / "sample03.jpg"])
+    from vision.decode import image_size
+
+    assert image_size(photos[0]) == (1280, 960)
+    result = asyncio.run(_load(server.url, photos, clients=2, warmup=0.0, seconds=1.5))
+    assert result["requests"] >= 1 and result["errors"] == 0
+    assert result["readings_per_s"] > 0 and result["p95_ms"] >= result["p50_ms"] > 0
+    paint = first_paint_bytes(server.url)
+    assert set(paint) >= {"/", "/static/app.js", "/static/style.css"}
+    assert sum(paint.values()) < 200_000
