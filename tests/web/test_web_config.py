@@ -65,6 +65,7 @@ def test_the_command_is_registered(capsys) -> None:
 def test_the_web_package_never_imports_digits() -> None:
     code = (
         "import sys, web.app, web.admin, web.bench;"
+        "assert 'telegram' not in sys.modules, 'the web app loaded the Telegram library';"
         "print(sorted(m for m in sys.modules if m == 'digits' or m.startswith('digits.')))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

@@ -153,3 +153,22 @@ def test_static_files_come_from_the_package(app: object) -> None:
     client = _client(app)
     for entry in here.iterdir():
         assert client.get(f"/static/{entry.name}").content == entry.read_bytes()
+
+
+def test_a_malformed_multipart_body_is_a_4xx_with_an_error(app: object) -> None:
+    response = _client(app).post(
+        "/api/read",
+        content=b"--x\r\nContent-Disposition: form-data; name=file; filename=a\r\n\r\nabc",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert 400 <= response.status_code < 500
+    assert response.json()["error"]
+
+
+def test_too_many_pages_is_refused(app: object) -> None:
+    from webkit import multi_page
+
+    data = multi_page("PDF", *["sample06.jpg"] * 6)  # the limit is 5 pages
+    response = _upload(_client(app), data, "long.pdf", "application/pdf")
+    assert response.status_code == 413
+    assert "pages" in response.json()["error"]
