@@ -47,7 +47,7 @@ def web_config(settings: Settings):  # -> web.config.WebConfig
         model_check_interval_s=settings.model_check_interval_s,
         vision_workers=settings.vision_workers,
         torch_threads=settings.torch_threads,
-        vision_processes=settings.vision_processes,
+        vision_processes=settings.web_vision_processes,
         subprocess_env=settings_env(settings),
     )
 

@@ -40,13 +40,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--url", help="a running server instead of starting one")
     parser.add_argument(
-        "--photos", nargs="*", type=Path, help="photos to send (default: samples/*.jpg)"
+        "--photos",
+        nargs="*",
+        type=Path,
+        help="photos to send (default: the devsets' real 4:3 photos, else samples/*.jpg)",
     )
+    parser.add_argument("--devsets-dir", type=Path, help="default: DIGITS_DEVSETS_DIR")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
 
 
-def photos_1280x960(paths: list[Path]) -> list[bytes]:
-    """Each photo resized to 1280×960 and re-encoded as a JPEG (quality 92)."""
+def photos_1280x960(paths: list[Path], *, four_by_three_only: bool = False) -> list[bytes]:
+    """Each photo resized to 1280×960 (960×1280 upright) and re-encoded as a JPEG (quality
+    92), as a phone sends it; ``four_by_three_only`` leaves out other frames (cut-outs)."""
     import cv2
 
     from vision.decode import decode_image
@@ -54,7 +59,12 @@ def photos_1280x960(paths: list[Path]) -> list[bytes]:
     out = []
     for path in paths:
         image = decode_image(path.read_bytes())
-        resized = cv2.resize(image, SIZE, interpolation=cv2.INTER_CUBIC)
+        h, w = image.shape[:2]
+        if four_by_three_only and abs(max(h, w) / min(h, w) - 4 / 3) > 0.03:
+            continue
+        size = SIZE if w >= h else SIZE[::-1]
+        interp = cv2.INTER_AREA if max(h, w) > SIZE[0] else cv2.INTER_CUBIC
+        resized = cv2.resize(image, size, interpolation=interp)
         ok, buffer = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise RuntimeError(f"could not encode {path}")
@@ -252,12 +262,21 @@ def reader_cpu_ms(photos: list[bytes], rounds: int = 2) -> float:
     return round(1000 * (time.process_time() - started) / (rounds * len(photos)), 1)
 
 
+def _default_photos(devsets: Path | None) -> tuple[str, list[bytes]]:
+    real = sorted((devsets / "photos" / "images").glob("*")) if devsets else []
+    if real:
+        return "real photos (devsets, 4:3 frames)", photos_1280x960(real, four_by_three_only=True)
+    return "samples/*.jpg", photos_1280x960(sorted(SAMPLES.glob("*.jpg")))
+
+
 def run(args: argparse.Namespace, settings: Any) -> int:
-    paths = args.photos or sorted(SAMPLES.glob("*.jpg"))
-    if not paths:
-        sys.stderr.write(f"digits bench web: no photos (looked in {SAMPLES})\n")
+    if args.photos:
+        which, photos = "given photos", photos_1280x960(args.photos)
+    else:
+        which, photos = _default_photos(args.devsets_dir or getattr(settings, "devsets_dir", None))
+    if not photos:
+        sys.stderr.write("digits bench web: no photos to send\n")
         return 2
-    photos = photos_1280x960(paths)
     server = contextlib.nullcontext((args.url, None)) if args.url else _server(args.workers)
     with server as (url, pid):
         paint = first_paint_bytes(url)
@@ -275,13 +294,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     result["first_paint_bytes"] = sum(paint.values())
     result["first_paint_files"] = paint
     result["photos"] = len(photos)
+    result["photo_set"] = which
     result["server_workers"] = args.workers if not args.url else None
     result["cpus"] = os.cpu_count()
     with contextlib.suppress(OSError):
         result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     if not args.json:
         print(
-            f"{result['clients']} clients, {result['seconds']:.0f} s, {len(photos)} photos "
+            f"{result['clients']} clients, {result['seconds']:.0f} s, {len(photos)} {which} at "
             f"1280x960: {result['readings_per_s']} readings/s, p50 {result['p50_ms']} ms, "
             f"p95 {result['p95_ms']} ms, errors {result['errors']} {result['statuses']}"
         )

@@ -23,12 +23,14 @@ def test_settings_reach_the_web_config(tmp_path: Path) -> None:
         web_rate_limit_per_minute=7,
         store_images=False,
         max_pdf_pages=3,
+        web_vision_processes=False,
     )
     config = web_config(settings)
     assert config.db_url == settings.db_url and config.data_dir == tmp_path
     assert (config.admin_password, config.cookie_secret) == ("pw", "s3")
     assert config.max_body_bytes == int(2.5 * 2**20) and config.rate_limit_per_minute == 7
     assert config.images_dir is None and config.max_pdf_pages == 3
+    assert config.vision_processes is False and web_config(Settings()).vision_processes is True
     assert config.subprocess_env["DATABASE_URL"] == settings.db_url
     assert config.secret() == "s3"
 
@@ -38,9 +40,11 @@ def test_web_settings_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("DIGITS_WEB_SECRET", "xyz")
     monkeypatch.setenv("DIGITS_WEB_MAX_BODY_MB", "5")
     monkeypatch.setenv("DIGITS_WEB_RATE_LIMIT_PER_MINUTE", "0")
+    monkeypatch.setenv("DIGITS_WEB_VISION_PROCESSES", "false")
     settings = Settings.from_env(dotenv=False)
     assert settings.web_admin_password == "hunter2" and settings.web_secret == "xyz"
     assert settings.web_max_body_mb == 5.0 and settings.web_rate_limit_per_minute == 0
+    assert settings.web_vision_processes is False
 
 
 def test_the_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
