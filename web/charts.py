@@ -23,26 +23,49 @@ def _png(fig: Figure) -> bytes:
 
 
 def accuracy_chart(rows: list[DailyAccuracy]) -> bytes:
-    """Share of answered readings read exactly, per day, one line per model version."""
+    """Per day and model version: the share of answered readings read exactly (solid)
+    and of their labelled digits read right (dashed)."""
+    from datetime import timedelta
+
+    from matplotlib.dates import DateFormatter, DayLocator
+
     fig = Figure(figsize=(7, 3.2))
     ax = fig.add_subplot()
     by_version: dict[str, list[DailyAccuracy]] = defaultdict(list)
     for row in rows:
         by_version[row.model_version].append(row)
     for version, points in sorted(by_version.items()):
-        ax.plot(
-            [p.day for p in points],
+        days = [p.day for p in points]
+        (line,) = ax.plot(
+            days,
             [100 * p.accuracy for p in points],
             marker="o",
-            label=f"{version} ({sum(p.answered for p in points)} answered)",
+            label=f"{version}: readings ({sum(p.answered for p in points)} answered)",
         )
+        labelled = [
+            (p.day, 100 * p.digits_correct / p.digits_labelled) for p in points if p.digits_labelled
+        ]
+        if labelled:
+            ax.plot(
+                [d for d, _ in labelled],
+                [v for _, v in labelled],
+                marker="s",
+                linestyle="--",
+                color=line.get_color(),
+                label=f"{version}: digits",
+            )
     if not rows:
         ax.text(0.5, 0.5, "no answered readings yet", ha="center", va="center")
+        ax.set_xticks([])
     else:
-        ax.legend(loc="lower left", fontsize=8)
-        fig.autofmt_xdate()
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("read exactly (%)")
+        first, last = min(r.day for r in rows), max(r.day for r in rows)
+        ax.set_xlim(first - timedelta(days=1), last + timedelta(days=1))
+        span = (last - first).days + 2
+        ax.xaxis.set_major_locator(DayLocator(interval=max(1, span // 7)))
+        ax.xaxis.set_major_formatter(DateFormatter("%b %d"))
+        ax.legend(loc="lower left", fontsize=7)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("read right (%)")
     ax.set_title("Live accuracy on answered readings, per day (UTC)")
     ax.grid(alpha=0.3)
     fig.tight_layout()

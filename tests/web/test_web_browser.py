@@ -194,9 +194,13 @@ def test_draw_a_two_digit_number_and_see_it_read(server: Server, browser: webdri
     reading_id = int(
         browser.find_element(By.CSS_SELECTOR, "#results .reading").get_attribute("data-reading-id")
     )
+    browser.find_element(By.CSS_SELECTOR, "#results .confirm").click()  # one click
+    _wait(browser, lambda d: "confirmed" in d.find_element(By.CSS_SELECTOR, "#results .note").text)
     with server.sessions()() as session:
         stored = db.get_reading(session, reading_id)
         assert stored.text == "47" and stored.user.source == db.UserSource.WEB
+        assert stored.status == db.ReadingStatus.CONFIRMED
+        assert [d.label for d in stored.digits] == [4, 7]
 
     browser.find_element(By.ID, "undo").click()  # the 7 goes; the 4 is read again
     _wait(browser, lambda d: _reading_value(d) == "4")
