@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.actions import interaction
@@ -139,7 +140,12 @@ def _errors(driver: webdriver.Chrome) -> list[str]:
 
 
 def _wait(driver: webdriver.Chrome, condition, timeout: float = 30):  # type: ignore[no-untyped-def]
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d))
+    # The page re-renders a reading when a newer one comes: an element found a moment ago
+    # may be gone, which only means "not yet".
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
+    return wait.until(lambda d: condition(d))
 
 
 def _draw(driver: webdriver.Chrome, text: str) -> None:
