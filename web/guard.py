@@ -102,7 +102,7 @@ class Guard:
 
         if self.rate_limited(path, scope.get("method", "")):
             client = (scope.get("client") or ("unknown", 0))[0]
-            wait = self.limiter.hit(client)  # type: ignore[arg-type]
+            wait = self.limiter.hit(client)
             if wait > 0:
                 retry = str(max(1, math.ceil(wait)))
                 await send_json(

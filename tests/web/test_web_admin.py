@@ -200,3 +200,35 @@ def test_export_downloads_a_zip_of_the_dataset(client: TestClient) -> None:
     names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
     assert "README.md" in names and any(n.startswith("csv/") for n in names)
     assert any(n.startswith("png/") and n.endswith(".png") for n in names)
+
+
+def test_promoting_another_model_file_swaps_it_in_for_the_next_reading(
+    web: Web, client: TestClient, tmp_path
+) -> None:
+    from vision.checkpoint import load_checkpoint, save_checkpoint
+
+    version = f"web-swap-{time.monotonic_ns()}"
+    body = load_checkpoint(DEFAULT_MODEL_PATH)
+    body["version"] = version  # other bytes, same weights: a real load, the same readings
+    path = tmp_path / f"{version}.pt"
+    sha = save_checkpoint(path, body)
+    with web.sessions() as session, session.begin():
+        db.register_model_version(
+            session,
+            version=version,
+            path=str(path),
+            sha256=sha,
+            parent_version=None,
+            data_summary={},
+            metrics={},
+        )
+    before = client.get("/healthz").json()["model"]
+    csrf = login(client)
+    client.post("/admin/models/activate", data={"csrf": csrf, "version": version})
+    assert client.get("/healthz").json()["model"] == version != before
+    reading = client.post(
+        "/api/read", files={"file": ("p.jpg", sample("sample01.jpg"), "image/jpeg")}
+    ).json()
+    assert reading["model"] == version
+    with web.sessions() as session:
+        assert db.get_reading(session, reading["reading_id"]).model_version == version
