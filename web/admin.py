@@ -163,7 +163,8 @@ def _overview(r: Resources) -> dict[str, Any]:
 def _retrain_html(state: dict[str, Any], running: bool) -> str:
     if running:
         since = time.time() - state.get("started", time.time())
-        return f"running for {since:.0f} s…"
+        progress = f": {state['progress']}" if state.get("progress") else ""
+        return html.escape(f"running for {since:.0f} s…{progress}")
     if "outcome" in state:
         return html.escape(state["outcome"])
     return "not run from here yet"
@@ -292,8 +293,11 @@ async def _retrain(r: Resources) -> None:
         state.clear()
         state["started"] = time.time()
 
+    def output(line: str) -> None:
+        state["progress"] = line[:200]
+
     try:
-        outcome = await r.retrain.run(on_start=started)
+        outcome = await r.retrain.run(on_start=started, on_output=output)
     except Exception as exc:  # recorded for the page, never lost in a task
         log.exception("retraining from the dashboard failed")
         state["outcome"] = f"failed: {exc}"
@@ -325,6 +329,7 @@ async def retrain_status(request: Request) -> Response:
         {
             "running": r.retrain.running,
             "seconds": round(time.time() - state["started"], 1) if "started" in state else None,
+            "progress": state.get("progress"),
             "outcome": state.get("outcome"),
             "ok": state.get("ok"),
         },

@@ -178,10 +178,20 @@ def test_retrain_runs_in_a_subprocess_and_reports(client: TestClient) -> None:
     assert response.status_code == 303
     deadline = time.monotonic() + 30
     status = client.get("/admin/retrain/status").json()
+    seen = set()
     while status["running"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+        seen.add(status["progress"])
+        time.sleep(0.05)
         status = client.get("/admin/retrain/status").json()
     assert status["running"] is False and status["ok"] is True
+    assert status["progress"] == "epoch 2/2: 100%"  # the command's last line of progress
+    assert seen - {None} <= {
+        "retrain: loading the data",
+        "epoch 1/2: 50%",
+        "epoch 1/2: 100%",
+        "epoch 2/2: 50%",
+        "epoch 2/2: 100%",
+    }
     assert status["outcome"] == "skipped; only 3 new labels (test)"
     assert "skipped; only 3 new labels (test)" in client.get("/admin").text
 

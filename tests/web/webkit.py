@@ -22,7 +22,11 @@ ADMIN_PASSWORD = "correct horse battery staple"
 FAKE_RETRAIN = (
     sys.executable,
     "-c",
-    "import json, time; time.sleep(0.3); "
+    "import json, sys, time\n"
+    "print('retrain: loading the data', file=sys.stderr, flush=True); time.sleep(0.2)\n"
+    "for i in (1, 2):\n"
+    "    print(f'epoch {i}/2: 50%', end='\\r', file=sys.stderr, flush=True); time.sleep(0.2)\n"
+    "    print(f'epoch {i}/2: 100%', file=sys.stderr, flush=True)\n"
     "print(json.dumps({'status': 'skipped', 'reason': 'only 3 new labels (test)'}))",
 )
 

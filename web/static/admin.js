@@ -10,7 +10,8 @@
       if (!response.ok) return;
       const status = await response.json();
       if (status.running) {
-        state.textContent = "running for " + Math.round(status.seconds || 0) + " s…";
+        state.textContent = "running for " + Math.round(status.seconds || 0) + " s…" +
+          (status.progress ? ": " + status.progress : "");
         setTimeout(poll, 2000);
       } else {
         state.textContent = status.outcome || "finished";
