@@ -215,12 +215,13 @@ def create_app(config: WebConfig) -> FastAPI:
             export=CommandRunner(config.export_argv, "export", env=env, timeout_s=3600.0),
         )
         app.state.resources = resources
-        # Worker processes (vision_processes) load the model before the first person waits.
-        await resources.pool.warm_up(models.current, _blank_png())
-        if config.model_check_interval_s > 0:
-            resources.spawn(_refresh_models(models, config.model_check_interval_s), "model-refresh")
-        log.info("web app ready: model %s, database %s", models.current.version, engine.url)
         try:
+            # Worker processes (vision_processes) load the model before anyone waits on it.
+            await resources.pool.warm_up(models.current, _blank_png())
+            if config.model_check_interval_s > 0:
+                interval = config.model_check_interval_s
+                resources.spawn(_refresh_models(models, interval), "model-refresh")
+            log.info("web app ready: model %s, database %s", models.current.version, engine.url)
             yield
         finally:
             for task in list(resources.background):

@@ -242,3 +242,31 @@ def test_promoting_another_model_file_swaps_it_in_for_the_next_reading(
     assert reading["model"] == version
     with web.sessions() as session:
         assert db.get_reading(session, reading["reading_id"]).model_version == version
+
+
+def test_a_model_activated_elsewhere_is_picked_up_within_the_interval(tmp_path) -> None:
+    """`digits models activate` (another process) reaches the running app by itself."""
+    from webkit import make_config
+
+    url = f"sqlite:///{tmp_path / 'd.sqlite3'}"
+    config = make_config(tmp_path, url, model_check_interval_s=0.2)
+    with TestClient(create_app(config)) as client:
+        engine = db.make_engine(url)
+        try:
+            with db.make_session_factory(engine)() as session, session.begin():
+                db.register_model_version(
+                    session,
+                    version="elsewhere-v1",
+                    path=str(DEFAULT_MODEL_PATH),
+                    sha256=db.sha256_hex(DEFAULT_MODEL_PATH.read_bytes()),
+                    parent_version=None,
+                    data_summary={},
+                    metrics={},
+                    status="active",
+                )
+        finally:
+            engine.dispose()
+        deadline = time.monotonic() + 20
+        while client.get("/healthz").json()["model"] != "elsewhere-v1":
+            assert time.monotonic() < deadline, "the app never swapped to the new model"
+            time.sleep(0.1)
