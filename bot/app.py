@@ -28,10 +28,10 @@ import db
 from bot import handlers, texts
 from bot.config import BotConfig
 from bot.handlers import BotResources
-from bot.jobs import DIGITS, CommandRunner
-from bot.models import ModelManager
-from bot.ratelimit import RateLimiter
-from bot.vision_pool import VisionPool, limit_torch_threads
+from serving.model_swap import ModelManager
+from serving.ratelimit import RateLimiter
+from serving.subprocesses import DIGITS, CommandRunner
+from serving.vision_pool import VisionPool, limit_torch_threads
 
 log = logging.getLogger(__name__)
 

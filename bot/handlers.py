@@ -31,12 +31,13 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 import db
-from bot import keyboards, service, texts
+from bot import keyboards, texts
 from bot.config import BotConfig
-from bot.jobs import CommandRunner, Outcome
-from bot.models import ModelManager
-from bot.ratelimit import RateLimiter
-from bot.vision_pool import VisionPool
+from serving import service
+from serving.model_swap import ModelManager
+from serving.ratelimit import RateLimiter
+from serving.subprocesses import CommandRunner, Outcome
+from serving.vision_pool import VisionPool
 
 log = logging.getLogger(__name__)
 

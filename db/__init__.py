@@ -41,6 +41,7 @@ from db.models import (
     Split,
     TrainingRun,
     User,
+    UserSource,
 )
 from db.readings import (
     assign_splits,
@@ -118,6 +119,7 @@ __all__ = [
     "TrainingRunNotFound",
     "User",
     "UserNotFound",
+    "UserSource",
     "UserStats",
     "activate_model_version",
     "active_model_version",

@@ -100,6 +100,14 @@ class LabelSource(enum.StrEnum):
     ALIGNED = "aligned"  # recovered by the learning loop from a "review" correction
 
 
+class UserSource(enum.StrEnum):
+    """Where a user came from. A web browser is a user whose ``telegram_id`` is negative
+    (Telegram's user ids are positive), so every storage function serves both."""
+
+    BOT = "bot"
+    WEB = "web"
+
+
 class ModelStatus(enum.StrEnum):
     CANDIDATE = "candidate"
     ACTIVE = "active"
@@ -148,7 +156,10 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """A Telegram user, known by their Telegram id; the internal id is what exports use."""
+    """A Telegram user (by Telegram id) or a web browser (a negative id, source web).
+
+    The internal id is what exports use.
+    """
 
     __tablename__ = "users"
 
@@ -159,6 +170,9 @@ class User(Base):
     training_allowed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     split: Mapped[Split | None] = mapped_column(_enum(Split, "split"))
+    source: Mapped[UserSource] = mapped_column(
+        _enum(UserSource, "source"), default=UserSource.BOT, server_default=UserSource.BOT.value
+    )
 
     readings: Mapped[list[Reading]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

@@ -32,6 +32,7 @@ from db.models import (
     ReadingStatus,
     Split,
     User,
+    UserSource,
     utcnow,
 )
 from db.records import (
@@ -69,13 +70,28 @@ def get_user(session: Session, telegram_id: int) -> User | None:
     return session.scalar(select(User).where(User.telegram_id == _telegram_id(telegram_id)))
 
 
-def get_or_create_user(session: Session, telegram_id: int, *, now: datetime | None = None) -> User:
+def _user_source(source: UserSource | str) -> UserSource:
+    try:
+        return UserSource(source)
+    except ValueError:
+        choices = ", ".join(s.value for s in UserSource)
+        raise InvalidInput(f"user source must be one of {choices}, got {source!r}") from None
+
+
+def get_or_create_user(
+    session: Session,
+    telegram_id: int,
+    *,
+    now: datetime | None = None,
+    source: UserSource | str = UserSource.BOT,
+) -> User:
     """The user with this Telegram id, created on first sight; updates ``last_seen``.
 
     An INSERT ... ON CONFLICT upsert, so two messages from a new user arriving at once
-    cannot both try to create them.
+    cannot both try to create them. ``source`` is recorded when the user is created.
     """
     telegram_id = _telegram_id(telegram_id)
+    user_source = _user_source(source)
     now = _now(now)
     dialect = session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
@@ -87,6 +103,7 @@ def get_or_create_user(session: Session, telegram_id: int, *, now: datetime | No
         last_seen=now,
         training_allowed=True,
         blocked=False,
+        source=user_source.value,
     )
     statement = statement.on_conflict_do_update(
         index_elements=[User.telegram_id],
@@ -156,6 +173,7 @@ def record_reading(
     digits: Sequence[DigitRecord],
     elapsed_ms: float | None,
     now: datetime | None = None,
+    source: UserSource | str = UserSource.BOT,
 ) -> Reading:
     """Store one reading with its digits (status pending); the sender is created if new.
 
@@ -203,7 +221,7 @@ def record_reading(
         "model_version": _optional_str(model_version, "model_version", 64),
     }
 
-    user = get_or_create_user(session, telegram_id, now=now)
+    user = get_or_create_user(session, telegram_id, now=now, source=source)
     reading = Reading(
         user=user,
         created_at=now,

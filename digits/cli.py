@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "the main job: evaluate the shipped model and read the samples"),
     "read": ("read", "read handwritten numbers in photos, scans and PDFs"),
     "bot": ("bot", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
+    "web": ("web", "the web app: draw or send a picture, JSON API, /admin dashboard"),
     "train": ("train", "train a CNN on MNIST (with augmentation)"),
     "crops": ("crops", "reader-cut training crops from photos of MNIST train digits"),
     "evaluate": ("evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
@@ -32,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench classify": ("bench_classify", "classification throughput (digits/s)"),
     "bench train": ("bench_train", "seconds until 99.0 % MNIST test accuracy"),
     "bench loop": ("bench_loop", "simulated users correct the bot, then retrain: before/after"),
+    "bench web": ("bench_web", "16 concurrent clients POST photos to `digits web`"),
     "bench db": ("bench_db", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
 }
 

@@ -144,6 +144,33 @@ class Settings(BaseSettings):
         "salt for writers' pseudonyms in exports",
         shown="random per export",
     )
+    # Web app (`digits web`)
+    web_admin_password: str = _setting(
+        "",
+        "DIGITS_WEB_ADMIN_PASSWORD",
+        "password of the `digits web` dashboard at `/admin`",
+        shown="– (dashboard off)",
+    )
+    web_secret: str = _setting(
+        "",
+        "DIGITS_WEB_SECRET",
+        "signs the web app's cookies (browser identity, operator session)",
+        shown="generated in `DIGITS_DATA_DIR/web-secret`",
+    )
+    web_max_body_mb: float = _setting(
+        20.0, "DIGITS_WEB_MAX_BODY_MB", "largest upload the web app accepts (413 beyond)"
+    )
+    web_rate_limit_per_minute: int = _setting(
+        60,
+        "DIGITS_WEB_RATE_LIMIT_PER_MINUTE",
+        "web readings (and login attempts) per client address per minute (0: no limit)",
+    )
+    # Threads would share one GIL with the event loop and use about one core.
+    web_vision_processes: bool = _setting(
+        True,
+        "DIGITS_WEB_VISION_PROCESSES",
+        "the web app reads in `DIGITS_VISION_WORKERS` worker processes (`false`: threads)",
+    )
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -15,9 +15,10 @@ from images import number_image
 from sqlalchemy import select
 
 import db
-from bot import service, texts
+from bot import texts
 from bot.app import RESOURCES
 from digits.settings import Settings
+from serving import service
 
 
 async def ask(fake: FakeTelegram, user: Any, text: str) -> Any:

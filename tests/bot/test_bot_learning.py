@@ -18,9 +18,9 @@ from telegram.ext import CallbackContext
 import db
 from bot import handlers, texts
 from bot.app import RESOURCES, _reload_on_sighup
-from bot.jobs import CommandRunner, describe_summary, last_json_line
-from bot.models import ModelManager
 from digits.settings import Settings, SettingsError
+from serving.model_swap import ModelManager
+from serving.subprocesses import CommandRunner, describe_summary, last_json_line
 from vision.classifier import DEFAULT_MODEL_PATH
 
 
@@ -231,6 +231,24 @@ async def test_command_runner_one_at_a_time() -> None:
     assert outcome.ok and outcome.summary == {"status": "promoted", "reason": "fake retrain"}
     assert time.monotonic() - started < 5 and not runner.running
     assert await runner.run() is not None  # free again afterwards
+
+
+async def test_command_runner_hands_over_progress_lines() -> None:
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.stderr.write('retrain: start\\nepoch 1: 50%\\repoch 1: 100%\\n')\n"
+        "sys.stderr.write('x' * 100000 + '\\nlast')\n"
+        'print(\'{"status": "skipped"}\')'
+    )
+    runner = CommandRunner((sys.executable, "-c", script), "progress")
+    lines: list[str] = []
+    outcome = await runner.run(on_output=lines.append)
+    assert outcome is not None and outcome.ok and outcome.summary == {"status": "skipped"}
+    assert lines[:3] == ["retrain: start", "epoch 1: 50%", "epoch 1: 100%"]
+    assert lines[-1] == "last" and len(lines) == 5
+    assert outcome.stderr_tail.endswith("last") and len(outcome.stderr_tail) <= 4000
 
 
 def test_retrain_summary_sentence() -> None:

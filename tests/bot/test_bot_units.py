@@ -8,7 +8,7 @@ from telegram import Document
 
 from bot import keyboards, texts
 from bot.handlers import _document_kind
-from bot.ratelimit import RateLimiter
+from serving.ratelimit import RateLimiter
 
 
 def test_caption_marks_low_confidence_digits_under_them() -> None:

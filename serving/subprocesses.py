@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -99,9 +100,16 @@ class CommandRunner:
         return self._lock.locked()
 
     async def run(
-        self, *extra: str, on_start: Callable[[], Awaitable[Any]] | None = None
+        self,
+        *extra: str,
+        on_start: Callable[[], Awaitable[Any]] | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> Outcome | None:
-        """Run the command (``on_start`` is awaited once it is sure to run)."""
+        """Run the command (``on_start`` is awaited once it is sure to run).
+
+        ``on_output`` is called with each line the command writes to stderr (its log and
+        progress bars) as it comes, for a progress display.
+        """
         if self._lock.locked():  # checked and taken with no await between: atomic
             log.info("%s already running; not starting another", self.name)
             return None
@@ -109,9 +117,11 @@ class CommandRunner:
             self.runs += 1
             if on_start is not None:
                 await on_start()
-            return await self._run([*self.argv, *extra])
+            return await self._run([*self.argv, *extra], on_output)
 
-    async def _run(self, argv: list[str]) -> Outcome:
+    async def _run(
+        self, argv: list[str], on_output: Callable[[str], None] | None = None
+    ) -> Outcome:
         loop = asyncio.get_running_loop()
         started = loop.time()
         log.info("starting %s: %s", self.name, " ".join(argv))
@@ -124,7 +134,10 @@ class CommandRunner:
             env=env,
         )
         try:
-            out, err = await asyncio.wait_for(process.communicate(), self.timeout_s)
+            if on_output is None:
+                out, err = await asyncio.wait_for(process.communicate(), self.timeout_s)
+            else:
+                out, err = await asyncio.wait_for(_follow(process, on_output), self.timeout_s)
         except (TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
@@ -150,3 +163,32 @@ class CommandRunner:
             outcome.describe(),
         )
         return outcome
+
+
+async def _follow(
+    process: asyncio.subprocess.Process, on_output: Callable[[str], None]
+) -> tuple[bytes, bytes]:
+    """Like ``communicate``, but hands each stderr line (``\n`` or a progress bar's
+    ``\r``) to ``on_output`` as it arrives; keeps only stderr's tail."""
+    if process.stdout is None or process.stderr is None:
+        raise RuntimeError("the process needs stdout and stderr pipes")
+    stdout, stderr = process.stdout, process.stderr
+
+    async def follow() -> bytes:
+        tail = bytearray()
+        pending = b""
+        while chunk := await stderr.read(4096):
+            tail += chunk
+            del tail[: max(0, len(tail) - 4 * _TAIL)]
+            *lines, pending = re.split(rb"[\r\n]", pending + chunk)
+            for line in lines:
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    on_output(text)
+        if pending.strip():
+            on_output(pending.decode("utf-8", "replace").strip())
+        return bytes(tail)
+
+    out, err = await asyncio.gather(stdout.read(), follow())
+    await process.wait()
+    return out, err

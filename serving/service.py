@@ -34,10 +34,12 @@ class Page:
         return [bool(d.low_confidence) for d in self.reading.digits]
 
 
-def read_image(reader: Any, data: bytes, max_pages: int) -> list[Page]:
+def read_image(reader: Any, data: bytes, max_pages: int, annotated: bool = True) -> list[Page]:
     """Decode, read and annotate every page (CPU-bound; runs in the vision pool).
 
-    Raises ``vision.decode.ImageError`` (a message fit for the user) for bad input.
+    ``annotated=False`` skips drawing and encoding the annotated JPEG (the web page draws
+    the boxes itself). Raises ``vision.decode.ImageError`` (a message fit for the user)
+    for bad input.
     """
     from vision.annotate import annotate, encode_jpeg
     from vision.decode import decode_for_reading, decode_pages, sniff_format
@@ -58,7 +60,7 @@ def read_image(reader: Any, data: bytes, max_pages: int) -> list[Page]:
         images = [array]
     pages = []
     for index, (reading, image) in enumerate(zip(readings, images, strict=True)):
-        jpeg = None if reading.empty else encode_jpeg(annotate(image, reading))
+        jpeg = None if reading.empty or not annotated else encode_jpeg(annotate(image, reading))
         pages.append(Page(reading, jpeg, index + 1, len(readings)))
     return pages
 
@@ -70,12 +72,15 @@ def record_pages(
     data: bytes,
     pages: list[Page],
     telegram_id: int,
-    chat_id: int,
-    message_id: int,
+    chat_id: int | None,
+    message_id: int | None,
     file_unique_id: str | None,
     model_version: str,
+    source: str = "bot",
 ) -> list[int]:
     """Store the original file, then one reading per page with digits; their ids.
+
+    ``source`` ("bot" or "web") is recorded on a user created here.
 
     The image goes first and the rows are committed after: a crash in between leaves a
     file and no row, never a row pointing at nothing.
@@ -99,6 +104,7 @@ def record_pages(
                 text=r.text,
                 digits=db.DigitRecord.from_digits(r.digits),
                 elapsed_ms=float(r.elapsed_ms),
+                source=source,
             )
             ids.append(row.id)
     return ids

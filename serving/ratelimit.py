@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 
 class RateLimiter:
@@ -26,9 +26,9 @@ class RateLimiter:
         self.window = window
         self._clock = clock
         self._max_keys = max_keys
-        self._events: dict[int, deque[float]] = {}
+        self._events: dict[Hashable, deque[float]] = {}
 
-    def hit(self, key: int) -> float:
+    def hit(self, key: Hashable) -> float:
         """Count one event; 0.0 if allowed, else the seconds until one would be.
 
         Refused events are not counted, so a user who keeps trying is let in as soon

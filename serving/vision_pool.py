@@ -18,8 +18,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bot import service
-from bot.models import LoadedModel, shipped_segmenter
+from serving import service
+from serving.model_swap import LoadedModel, shipped_segmenter
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ def limit_torch_threads(torch_threads: int) -> None:
         torch.set_num_threads(torch_threads)
 
 
-def _read_in_process(file: str | None, key: str, data: bytes, max_pages: int) -> list[service.Page]:
+def _read_in_process(
+    file: str | None, key: str, data: bytes, max_pages: int, annotated: bool = True
+) -> list[service.Page]:
     reader = _readers.get(key)
     if reader is None:
         from vision.reader import DigitReader
@@ -45,7 +47,7 @@ def _read_in_process(file: str | None, key: str, data: bytes, max_pages: int) ->
             _readers.popitem(last=False)
     else:
         _readers.move_to_end(key)
-    return service.read_image(reader, data, max_pages)
+    return service.read_image(reader, data, max_pages, annotated)
 
 
 class VisionPool:
@@ -57,7 +59,7 @@ class VisionPool:
         self._executor: Executor
         if processes:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["bot.service", "vision.reader"])
+            context.set_forkserver_preload(["serving.service", "vision.reader"])
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=context,
@@ -72,15 +74,18 @@ class VisionPool:
                 initargs=(torch_threads,),
             )
 
-    async def read(self, model: LoadedModel, data: bytes, max_pages: int) -> list[service.Page]:
+    async def read(
+        self, model: LoadedModel, data: bytes, max_pages: int, *, annotated: bool = True
+    ) -> list[service.Page]:
+        """Read ``data`` with ``model``; ``annotated=False`` skips the annotated JPEG."""
         loop = asyncio.get_running_loop()
         if not self.processes:
             return await loop.run_in_executor(
-                self._executor, service.read_image, model.reader, data, max_pages
+                self._executor, service.read_image, model.reader, data, max_pages, annotated
             )
         file = str(model.file) if model.file else None
         return await loop.run_in_executor(
-            self._executor, _read_in_process, file, model.key, data, max_pages
+            self._executor, _read_in_process, file, model.key, data, max_pages, annotated
         )
 
     async def warm_up(self, model: LoadedModel, sample: bytes) -> None:

@@ -1,0 +1,251 @@
+"""`digits bench web`: concurrent clients POST 1280×960 photos to a real `digits web`.
+
+Starts ``digits web`` in a subprocess on a free port (its own SQLite database in a
+temporary data dir, rate limit off) unless ``--url`` names a running one, then runs
+``--clients`` clients, each posting the next photo as soon as its last answer came, for
+``--seconds``. Reports readings/s, latency percentiles, errors, and the bytes the first
+paint of ``/`` transfers. The load generator runs on the same machine: its CPU counts
+against the server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SIZE = (1280, 960)
+
+
+def photos_1280x960(paths: list[Path], *, four_by_three_only: bool = False) -> list[bytes]:
+    """Each photo resized to 1280×960 (960×1280 upright) and re-encoded as a JPEG (quality
+    92), as a phone sends it; ``four_by_three_only`` leaves out other frames (cut-outs)."""
+    import cv2
+
+    from vision.decode import decode_image
+
+    out = []
+    for path in paths:
+        image = decode_image(path.read_bytes())
+        h, w = image.shape[:2]
+        if four_by_three_only and abs(max(h, w) / min(h, w) - 4 / 3) > 0.03:
+            continue
+        size = SIZE if w >= h else SIZE[::-1]
+        interp = cv2.INTER_AREA if max(h, w) > SIZE[0] else cv2.INTER_CUBIC
+        resized = cv2.resize(image, size, interpolation=interp)
+        ok, buffer = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            raise RuntimeError(f"could not encode {path}")
+        out.append(buffer.tobytes())
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def web_server(workers: int):  # -> Iterator[tuple[str, int]]
+    data = Path(tempfile.mkdtemp(prefix="digits-bench-web-"))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DIGITS_DATA_DIR": str(data),
+        "DATABASE_URL": "",
+        "DIGITS_WEB_RATE_LIMIT_PER_MINUTE": "0",
+        "DIGITS_MODEL_CHECK_INTERVAL_S": "0",
+    }
+    argv = [sys.executable, "-m", "digits.cli", "web", "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    logfile = (data / "server.log").open("wb")
+    process = subprocess.Popen(argv, env=env, cwd=data, stdout=logfile, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, data / "server.log")
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        logfile.close()
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], logfile: Path) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"digits web exited: {logfile.read_text()[-2000:]}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/healthz", timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.25)
+    raise RuntimeError("digits web did not answer /healthz within 120 s")
+
+
+def _cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    total = 0.0
+    for pid, cpu in times.items():
+        walk = pid
+        while walk and walk != root:
+            walk = parents.get(walk, 0)
+        if walk == root:
+            total += cpu
+    return total
+
+
+def first_paint_bytes(url: str) -> dict[str, int]:
+    """Bytes of ``/`` and of the files it links, headers included, as a browser fetches."""
+    import httpx
+
+    sizes: dict[str, int] = {}
+    with httpx.Client(base_url=url) as client:
+        page = client.get("/")
+
+        def size(response: httpx.Response) -> int:
+            head = sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 17
+            return head + len(response.content)
+
+        sizes["/"] = size(page)
+        for ref in sorted(set(re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text))):
+            sizes[ref] = size(client.get(ref))
+    return sizes
+
+
+async def drive_clients(
+    url: str,
+    photos: list[bytes],
+    clients: int,
+    warmup: float,
+    seconds: float,
+    server_pid: int | None = None,
+) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop = measure_from + seconds
+    cpu: dict[str, float] = {}
+
+    async def account() -> None:  # CPU used by server and load generator while measured
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        cpu["server"] = -_cpu_seconds(server_pid) if server_pid else 0.0
+        cpu["client"] = -time.process_time()
+        await asyncio.sleep(max(0.0, stop - time.perf_counter()))
+        cpu["server"] += _cpu_seconds(server_pid) if server_pid else 0.0
+        cpu["client"] += time.process_time()
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
+
+        async def one_client(index: int) -> None:
+            n = index
+            while True:
+                sent = time.perf_counter()
+                if sent >= stop:
+                    return
+                photo = photos[n % len(photos)]
+                n += clients
+                try:
+                    response = await client.post(
+                        "/api/read", files={"file": ("photo.jpg", photo, "image/jpeg")}
+                    )
+                    status = str(response.status_code)
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                done = time.perf_counter()
+                if sent >= measure_from and done <= stop:
+                    latencies.append(done - sent)
+                    statuses[status] += 1
+
+        await asyncio.gather(account(), *(one_client(i) for i in range(clients)))
+    ok = statuses.get("200", 0)
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float | None:
+        if not ordered:
+            return None
+        return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
+
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "requests": len(latencies),
+        "readings_per_s": round(ok / seconds, 1),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(1000 * statistics.fmean(ordered), 1) if ordered else None,
+        "errors": len(latencies) - ok,
+        "statuses": dict(statuses),
+        "server_cpu_ms_per_reading": round(1000 * cpu["server"] / ok, 1)
+        if ok and server_pid
+        else None,
+        "client_cpu_ms_per_reading": round(1000 * cpu["client"] / ok, 1) if ok else None,
+    }
+
+
+def reader_cpu_ms(photos: list[bytes], rounds: int = 2) -> float:
+    """CPU ms per photo of the reader alone, in this process, one thread (the floor)."""
+    import torch
+
+    from serving.service import read_image
+    from vision.reader import DigitReader
+
+    torch.set_num_threads(1)
+    reader = DigitReader.load()
+    read_image(reader, photos[0], 1, False)
+    started = time.process_time()
+    for _ in range(rounds):
+        for photo in photos:
+            read_image(reader, photo, 1, False)
+    return round(1000 * (time.process_time() - started) / (rounds * len(photos)), 1)
+
+
+def default_photos(devsets: Path | None) -> tuple[str, list[bytes]]:
+    real = sorted((devsets / "photos" / "images").glob("*")) if devsets else []
+    if real:
+        return "real photos (devsets, 4:3 frames)", photos_1280x960(real, four_by_three_only=True)
+    return "samples/*.jpg", photos_1280x960(sorted(SAMPLES.glob("*.jpg")))
