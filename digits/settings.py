@@ -75,6 +75,8 @@ class Settings:
     admin_ids: frozenset[int] = field(default_factory=frozenset)
     rate_limit_per_minute: int = 20
     max_pdf_pages: int = 5
+    # Largest file read (bytes), checked before reading: `digits read` and the bot alike.
+    max_upload_bytes: int = 50_000_000
     webhook_url: str = ""
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
@@ -143,6 +145,7 @@ class Settings:
             admin_ids=_int_list(_env("ADMIN_IDS")),
             rate_limit_per_minute=int(_number("DIGITS_RATE_LIMIT_PER_MINUTE", 20, int)),
             max_pdf_pages=int(_number("DIGITS_MAX_PDF_PAGES", 5, int)),
+            max_upload_bytes=int(_number("DIGITS_MAX_UPLOAD_BYTES", 50_000_000, int)),
             webhook_url=_env("DIGITS_WEBHOOK_URL"),
             webhook_listen=_env("DIGITS_WEBHOOK_LISTEN", "0.0.0.0"),
             webhook_port=int(_number("DIGITS_WEBHOOK_PORT", 8443, int)),

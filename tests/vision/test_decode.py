@@ -131,3 +131,49 @@ def test_errors_are_value_errors_with_one_sentence() -> None:
         decode_image(b"GIF89a-not-really")
     assert isinstance(info.value, ValueError)
     assert str(info.value).endswith(".")
+
+
+def test_file_over_the_byte_limit_is_refused_before_reading(tmp_path) -> None:
+    from vision.decode import FileTooLarge, read_file
+
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as handle:
+        handle.truncate(3_000_000)  # sparse: the size is known without writing it
+    with pytest.raises(FileTooLarge, match="too large"):
+        decode_image(big, max_bytes=1_000_000)
+    with pytest.raises(FileTooLarge):
+        read_file(big, 1_000_000)
+    with pytest.raises(FileTooLarge):
+        decode_image(b"\xff\xd8\xff" + bytes(2000), max_bytes=1000)
+
+
+def test_a_device_without_a_size_is_read_only_up_to_the_limit() -> None:
+    """/dev/zero reports size 0 and never ends: the read stops one byte past the limit."""
+    from vision.decode import FileTooLarge, read_file
+
+    with pytest.raises(FileTooLarge):
+        read_file("/dev/zero", 5_000_000)
+
+
+def test_junk_behind_jpeg_magic_is_refused_in_one_pass() -> None:
+    """PIL scans junk between markers a byte at a time (minutes for 200 MB); the header
+    walk refuses a marker that is not where it should be, at once."""
+    import time
+
+    for junk in (bytes(20_000_000), b"\xff" * 20_000_000, b"\xff\xd8" * 10_000_000):
+        start = time.perf_counter()
+        with pytest.raises(CorruptImage):
+            decode_image(b"\xff\xd8\xff" + junk)
+        assert time.perf_counter() - start < 1.0
+
+
+def test_header_is_read_from_markers_with_exif_orientation() -> None:
+    from vision.decode import read_header
+
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = _pil_bytes(_picture(), "JPEG", exif=exif.tobytes())
+    header = read_header(data)
+    assert (header.fmt, header.width, header.height, header.orientation) == ("jpeg", 60, 40, 8)
+    assert header.upright_size == (40, 60)
+    assert decode_image(data).shape[:2] == (60, 40)
