@@ -145,16 +145,45 @@ def _to_uint8_array(img: Image.Image) -> np.ndarray:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
-        arr = np.asarray(img, dtype=np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-        return arr.astype(np.uint8)
+        return _stretch(np.asarray(img, dtype=np.float32))
     if img.mode == "1":
         img = img.convert("L")
     if img.mode == "L":
         return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+# Deep (16-bit, 32-bit, float) pixels are stretched to 0-255 between these percentiles of
+# the finite values, so one stray NaN, infinity or 1e30 cannot flatten the page to black.
+STRETCH_PERCENTILES = (0.1, 99.9)
+_STRETCH_SAMPLE = 1 << 20
+
+
+def _stretch(arr: np.ndarray) -> np.ndarray:
+    """Deep pixel values → uint8, robust to non-finite values and outliers.
+
+    NaN becomes the median (paper, nearly always), ±inf the ends of the range; a page
+    whose values are all non-finite is refused rather than read as blank.
+    """
+    step = max(1, arr.size // _STRETCH_SAMPLE)
+    sample = arr.reshape(-1)[::step]
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        finite = arr[np.isfinite(arr)]
+        if finite.size == 0:
+            raise CorruptImage("The image has no usable pixel values (all are NaN or infinite).")
+    lo, hi = (float(v) for v in np.percentile(finite, STRETCH_PERCENTILES))
+    if not hi > lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if not hi > lo:
+        return np.zeros(arr.shape, np.uint8)  # one value everywhere: nothing written
+    middle = float(np.median(finite))
+    out = np.nan_to_num(arr, nan=middle, posinf=hi, neginf=lo)
+    # Scaled before the offset is taken: (hi - lo) may not fit in a float32.
+    gain = 255.0 / (hi - lo)
+    out = np.clip(out, lo, hi) * np.float32(gain) - np.float32(lo * gain)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 # ------------------------------------------------------------------ headers, parsed once

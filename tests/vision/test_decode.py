@@ -177,3 +177,29 @@ def test_header_is_read_from_markers_with_exif_orientation() -> None:
     assert (header.fmt, header.width, header.height, header.orientation) == ("jpeg", 60, 40, 8)
     assert header.upright_size == (40, 60)
     assert decode_image(data).shape[:2] == (60, 40)
+
+
+def _float_tiff(arr: np.ndarray) -> bytes:
+    return _pil_bytes(Image.fromarray(arr.astype(np.float32), mode="F"), "TIFF")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e30, -1e30, 3.4e38])
+def test_float_tiff_with_one_bad_pixel_keeps_its_picture(bad: float) -> None:
+    """One NaN, infinity or huge value used to stretch the page to one grey: read as ''."""
+    arr = np.full((60, 80), 0.9, np.float32)
+    arr[20:40, 30:50] = 0.1  # dark ink
+    arr[0, 0] = bad
+    page = decode_image(_float_tiff(arr))
+    assert page[30, 40] < 30 and page[50, 10] > 225
+
+
+def test_float_tiff_of_only_nan_is_refused() -> None:
+    with pytest.raises(CorruptImage, match="NaN"):
+        decode_image(_float_tiff(np.full((10, 10), np.nan)))
+
+
+def test_sixteen_bit_png_is_stretched() -> None:
+    arr = np.full((40, 40), 60000, np.uint16)
+    arr[10:30, 10:30] = 1000
+    page = decode_image(cv2.imencode(".png", arr)[1].tobytes())
+    assert page.dtype == np.uint8 and page[20, 20] < 10 and page[2, 2] > 245
