@@ -30,6 +30,10 @@ MAX_BYTES = 50_000_000
 MAX_PAGES = 20
 # Handwriting on a PDF page: 150 dpi makes a 1 cm digit ~60 px tall, plenty for the reader.
 PDF_DPI = 150
+# ... and never more pixels than this per page (an A2 sheet at 150 dpi is 8.7 MP): a
+# poster's 14400-pt page is rendered smaller instead of at 40 MP, once, when it is read.
+PDF_MAX_PIXELS = 12_000_000
+_PDFIUM_ERR_PASSWORD = 4  # FPDF_ERR_PASSWORD
 
 
 class ImageError(ValueError):
@@ -50,6 +54,10 @@ class ImageTooLarge(ImageError):
 
 class TooManyPages(ImageError):
     """A PDF or TIFF with more pages than the configured limit."""
+
+
+class PasswordProtected(ImageError):
+    """An encrypted PDF that needs a password to open."""
 
 
 class FileTooLarge(ImageError):
@@ -376,6 +384,10 @@ def _pdf_pages(
     try:
         pdf = pdfium.PdfDocument(data)
     except Exception as exc:
+        if getattr(exc, "err_code", None) == _PDFIUM_ERR_PASSWORD:
+            raise PasswordProtected(
+                "The PDF file is password-protected: send it without the password."
+            ) from exc
         raise CorruptImage("The PDF file is damaged or incomplete.") from exc
     try:
         n = len(pdf)
@@ -386,7 +398,7 @@ def _pdf_pages(
     except BaseException:
         pdf.close()
         raise
-    return _render_pdf(pdf, 1 if first_only else n, max_pixels, dpi)
+    return _render_pdf(pdf, 1 if first_only else n, min(max_pixels, PDF_MAX_PIXELS), dpi)
 
 
 def _render_pdf(pdf: Any, count: int, max_pixels: int, dpi: int) -> Iterator[np.ndarray]:

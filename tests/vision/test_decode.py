@@ -203,3 +203,47 @@ def test_sixteen_bit_png_is_stretched() -> None:
     arr[10:30, 10:30] = 1000
     page = decode_image(cv2.imencode(".png", arr)[1].tobytes())
     assert page.dtype == np.uint8 and page[20, 20] < 10 and page[2, 2] > 245
+
+
+def test_password_protected_pdf_says_so() -> None:
+    from tests.vision.pdfs import encrypted_pdf
+    from vision.decode import PasswordProtected
+
+    with pytest.raises(PasswordProtected, match="password-protected"):
+        decode_image(encrypted_pdf())
+
+
+def _count_renders(monkeypatch) -> list[tuple[int, int]]:
+    import pypdfium2 as pdfium
+
+    sizes: list[tuple[int, int]] = []
+    original = pdfium.PdfPage.render
+
+    def render(self, *args, **kwargs):
+        bitmap = original(self, *args, **kwargs)
+        sizes.append((bitmap.width, bitmap.height))
+        return bitmap
+
+    monkeypatch.setattr(pdfium.PdfPage, "render", render)
+    return sizes
+
+
+def test_first_page_of_a_poster_pdf_renders_one_capped_page(monkeypatch) -> None:
+    """Twenty 14400-pt pages used to be rendered at 40 MP each (3 GB) to read page 1."""
+    from tests.vision.pdfs import poster_pdf
+    from vision.decode import PDF_MAX_PIXELS, decode_for_reading, iter_pages
+
+    data = poster_pdf(20)
+    sizes = _count_renders(monkeypatch)
+    page = decode_image(data)
+    assert len(sizes) == 1 and sizes[0][0] * sizes[0][1] <= PDF_MAX_PIXELS
+    assert page.shape[0] * page.shape[1] <= PDF_MAX_PIXELS
+    decode_for_reading(data, max_side=800)
+    assert len(sizes) == 2
+    with pytest.raises(TooManyPages):
+        iter_pages(data, max_pages=5)  # refused from the page count, before any rendering
+    assert len(sizes) == 2
+    pages = iter_pages(data)
+    assert len(sizes) == 2  # nothing rendered until a page is asked for
+    next(pages)
+    assert len(sizes) == 3
