@@ -29,16 +29,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from alembic.util import CommandError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from db.migrations import MigrationError
-
-    try:
-        return _run(args, settings.db_url)
-    except (MigrationError, CommandError, SQLAlchemyError, ValueError) as exc:
-        sys.stderr.write(f"digits db {args.action}: {exc}\n")
-        return 1
+    # A broken or unreachable database is reported by the dispatcher, in one line.
+    return _run(args, settings.db_url)
 
 
 def _run(args: argparse.Namespace, url: str) -> int:

@@ -42,9 +42,8 @@ def _json_dict(value: Any, what: str, *, optional: bool = False) -> dict[str, An
 
 def _version_name(version: Any) -> str:
     if not isinstance(version, str) or not version.strip() or len(version) > 64:
-        raise InvalidInput(
-            f"a model version must be a non-empty string of <= 64 chars: {version!r}"
-        )
+        shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:37] + "..."
+        raise InvalidInput(f"a model version must be a non-empty string of <= 64 chars: {shown}")
     return version
 
 

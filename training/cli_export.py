@@ -48,14 +48,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not target or (args.out and args.out_option and args.out != args.out_option):
         sys.stderr.write("digits export: give the output folder once (OUT or --out OUT)\n")
         return 2
-    salt = settings.export_salt
-    if not salt:
-        sys.stderr.write(
-            "digits export: DIGITS_EXPORT_SALT is not set; using a random salt, so writer "
-            "pseudonyms will differ from one export to the next\n"
-        )
-        salt = new_salt()
-    db.upgrade(settings.db_url)
+    salt = settings.export_salt or new_salt()
+    db.upgrade(settings.db_url)  # a broken database: the dispatcher's one line, no more
     engine = db.make_engine(settings.db_url)
     try:
         factory = db.make_session_factory(engine)
@@ -82,6 +76,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     finally:
         engine.dispose()
+    if not settings.export_salt:  # said once the export is made, never above an error
+        sys.stderr.write(
+            "digits export: DIGITS_EXPORT_SALT is not set; a random salt was used, so writer "
+            "pseudonyms will differ from one export to the next\n"
+        )
     print(
         json.dumps(
             {

@@ -80,6 +80,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         lock.release()
 
 
+def on_error(message: str) -> None:
+    """The dispatcher reported an error (a broken database, say): the summary still ends
+    stdout, so that whoever relays it (cron, the bot) always has one to parse."""
+    print(json.dumps({"status": "failed", "reason": message}))
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     max_bytes = int(getattr(settings, "max_upload_bytes", MAX_BYTES))
     reader = DigitReader.load(model, max_bytes=max_bytes)
     if args.annotate:
-        args.annotate.mkdir(parents=True, exist_ok=True)
+        _prepare_folder(args.annotate)
     status = 0
     for path in args.images:
         try:
@@ -73,6 +74,15 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             sys.stderr.write(f"{path}: {exc}\n")
             status = 1
     return status
+
+
+def _prepare_folder(folder: Path) -> None:
+    """Create the --annotate folder, or say in one line why it cannot be used."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(0, "--annotate needs a folder, and this is a file", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(0, "--annotate folder is not writable", str(folder))
 
 
 def _lookahead(pages: Any) -> Any:
