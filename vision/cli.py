@@ -48,6 +48,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     if args.annotate:
         _prepare_folder(args.annotate)
     status = 0
+    taken: set[str] = set()  # annotation names given out in this run
     for path in args.images:
         try:
             data = read_file(path, max_bytes)
@@ -68,12 +69,28 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                     print(f"{name}\t{reading.text.replace(chr(10), ' / ')}")
                 if args.annotate and page is not None:
                     suffix = "" if not multi else f"-p{reading.page + 1}"
-                    out = args.annotate / f"{path.stem}{suffix}.jpg"
-                    out.write_bytes(encode_jpeg(annotate(page, reading)))
+                    out = _unique(args.annotate, f"{path.stem}{suffix}", taken)
+                    try:
+                        with open(out, "xb") as handle:  # never over an existing file
+                            handle.write(encode_jpeg(annotate(page, reading)))
+                    except FileExistsError:
+                        sys.stderr.write(f"{path}: {out} already exists; not overwritten\n")
+                        status = 1
         except ImageError as exc:
             sys.stderr.write(f"{path}: {exc}\n")
             status = 1
     return status
+
+
+def _unique(folder: Path, stem: str, taken: set[str]) -> Path:
+    """`stem.jpg`, or `stem-2.jpg`, `stem-3.jpg`... when this run already wrote that name
+    (`a/x.jpg b/x.png`: two inputs, two pictures)."""
+    name, n = f"{stem}.jpg", 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.jpg"
+    taken.add(name)
+    return folder / name
 
 
 def _prepare_folder(folder: Path) -> None:
