@@ -40,6 +40,8 @@ SETTINGS_ENV = {
     "store_images": "DIGITS_STORE_IMAGES",
     "promote_max_mnist_drop": "DIGITS_PROMOTE_MAX_MNIST_DROP",
     "promote_min_user_gain": "DIGITS_PROMOTE_MIN_USER_GAIN",
+    "promote_min_gain_digits": "DIGITS_PROMOTE_MIN_GAIN_DIGITS",
+    "promote_max_p_value": "DIGITS_PROMOTE_MAX_P",
     "export_salt": "DIGITS_EXPORT_SALT",
 }
 

@@ -100,8 +100,13 @@ class Settings:
     retrain_user_fraction: float = 0.5
     retrain_epoch_size: int = 0  # samples per fine-tuning epoch; 0: sized to the user data
     retrain_holdout_fraction: float = 0.2  # share of users whose digits only judge models
+    # The promotion gate: MNIST test may fall at most this many points below the model
+    # replaced and below the shipped baseline; the users' holdout must gain at least
+    # min_user_gain points and min_gain_digits digits net, with sign-test p <= max_p_value.
     promote_max_mnist_drop: float = 0.1
     promote_min_user_gain: float = 0.0
+    promote_min_gain_digits: int = 3
+    promote_max_p_value: float = 0.05
     export_salt: str = ""
 
     @property
@@ -165,5 +170,7 @@ class Settings:
             retrain_holdout_fraction=_number("DIGITS_RETRAIN_HOLDOUT_FRACTION", 0.2),
             promote_max_mnist_drop=_number("DIGITS_PROMOTE_MAX_MNIST_DROP", 0.1),
             promote_min_user_gain=_number("DIGITS_PROMOTE_MIN_USER_GAIN", 0.0),
+            promote_min_gain_digits=int(_number("DIGITS_PROMOTE_MIN_GAIN_DIGITS", 3, int)),
+            promote_max_p_value=_number("DIGITS_PROMOTE_MAX_P", 0.05),
             export_salt=_env("DIGITS_EXPORT_SALT"),
         )
