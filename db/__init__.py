@@ -76,6 +76,9 @@ Images
     ImageStore(root | None): put(data, *, ext=None) -> StoredImage(sha256, path),
     read(sha256), open(sha256) -> Path, path(sha256), exists, delete(sha256),
     iter_sha256(), sweep_temp_files(older_than_s=3600)
+
+Leftovers of killed processes
+    collect_garbage(factory, *, images=None, models_dir=None, min_age_s=3600) -> GcReport
 """
 
 from db.engine import make_engine, make_session_factory, normalize_url, session_scope
@@ -91,6 +94,7 @@ from db.errors import (
     TrainingRunNotFound,
     UserNotFound,
 )
+from db.gc import GcReport, collect_garbage
 from db.images import ImageCorrupt, ImageNotFound, ImageStore, StoredImage, sha256_hex
 from db.migrations import (
     MigrationError,
@@ -155,6 +159,7 @@ __all__ = [
     "Digit",
     "DigitRecord",
     "ForgetResult",
+    "GcReport",
     "ImageCorrupt",
     "ImageNotFound",
     "ImageStore",
@@ -186,6 +191,7 @@ __all__ = [
     "assign_splits",
     "check_current",
     "check_models",
+    "collect_garbage",
     "confirm_reading",
     "correct_reading",
     "current_revision",

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.bench_loop",
         "simulated users correct the bot, then retrain: before/after",
     ),
-    "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade"),
+    "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade | gc"),
     "bot": ("bot.cli", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
     "bench db": ("db.bench", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
 }

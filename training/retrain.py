@@ -454,6 +454,9 @@ def retrain(
             on_stage(name)
 
     fail_interrupted_runs(factory)
+    # What killed runs and writers left: a model file written but never registered, temp
+    # files, images no reading refers to. The lock is held: no model is being written.
+    db.collect_garbage(factory, images=images, models_dir=models_dir, model_min_age_s=0.0)
     active = ensure_active_version(factory, default_model_path)
     with db.session_scope(factory) as session:
         run_id = db.start_training_run(

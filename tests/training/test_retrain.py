@@ -338,6 +338,49 @@ def test_killed_retrain_leaves_the_active_model_intact(
         engine.dispose()
 
 
+def test_model_file_left_by_a_kill_before_its_commit_is_removed_by_the_next_run(
+    data_dir: Path, mnist_dir: Path, mnist
+) -> None:
+    """kill -9 between writing ft-*.pt and registering it left an unregistered file."""
+    code = (
+        "import os, signal, sys\n"
+        "import db\n"
+        "register = db.register_model_version\n"
+        "def die(*args, **kwargs):\n"
+        "    if kwargs['version'].startswith('ft-'):  # the candidate, written, not committed\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return register(*args, **kwargs)\n"
+        "db.register_model_version = die\n"
+        "import digits.cli\n"
+        "sys.exit(digits.cli.main(['retrain', '--force', '--quiet', '--epochs', '1',\n"
+        "    '--epoch-size', '256', '--threads', '1', '--no-recover']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=_env(data_dir, mnist_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    (left,) = (data_dir / "models").glob("ft-*.pt")
+    engine = db.make_engine(sqlite_url(data_dir))
+    try:
+        factory = db.make_session_factory(engine)
+        with db.session_scope(factory) as session:
+            assert Path(left).resolve() not in {
+                Path(v.path).resolve() for v in db.list_model_versions(session)
+            }
+    finally:
+        engine.dispose()
+    outcome, _, engine = _run(data_dir, mnist, min_user_gain=100.0)
+    engine.dispose()
+    assert outcome.status == "rejected"
+    assert not left.exists()
+    assert [p.name for p in (data_dir / "models").iterdir()] == [f"{outcome.version}.pt"]
+
+
 def test_active_version_follows_an_upgraded_shipped_file(tmp_path: Path) -> None:
     shipped = tmp_path / "shipped.pt"
     body = load_checkpoint(DEFAULT_MODEL_PATH)
