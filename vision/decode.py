@@ -7,6 +7,7 @@ an `ImageError` subclass whose message is one sentence an end user can be shown.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -269,7 +270,8 @@ def _exif_orientation(segment: bytes) -> int:
     """The EXIF orientation tag (1-8) of an APP1 segment; 1 when unreadable."""
     try:
         exif = Image.Exif()
-        exif.load(segment)
+        with _quiet_pil():
+            exif.load(segment)
         value = int(exif.get(0x0112, 1))
     except Exception:  # a damaged EXIF block must not cost the picture
         return 1
@@ -293,10 +295,20 @@ _PIL_FORMATS = {
 }
 
 
-def _open_pil(data: bytes, fmt: str) -> Image.Image:
-    """PIL's reader for this format only (never every plugin in turn), warnings as errors."""
+@contextlib.contextmanager
+def _quiet_pil() -> Iterator[None]:
+    """PIL's warnings (corrupt EXIF, odd TIFF tags, ...) say nothing a user can act on
+    and would print above the one line they get; a decompression-bomb warning becomes
+    the error it is (our own pixel limit is checked before it could fire anyway)."""
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _open_pil(data: bytes, fmt: str) -> Image.Image:
+    """PIL's reader for this format only (never every plugin in turn)."""
+    with _quiet_pil():
         return Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]])
 
 
@@ -364,7 +376,7 @@ def _image_pages(
         if n_frames > max_pages:
             raise TooManyPages(f"The file has {n_frames} pages; at most {max_pages} can be read.")
     for index in range(n_frames):
-        with _pil_errors(fmt):
+        with _pil_errors(fmt), _quiet_pil():
             if index:
                 img.seek(index)
                 _check_pixels(img.width, img.height, max_pixels)
