@@ -524,6 +524,18 @@ def _float_tiff(arr: np.ndarray) -> bytes:
     return _save(Image.fromarray(arr.astype(np.float32), mode="F"), "TIFF")
 
 
+def glyphs(classifier: object, images: np.ndarray, labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Per class, the MNIST test digit `classifier` is surest of among the first 2000 (the
+    same choice as tests/vision/conftest.py's `clear_digits`, so the same readings)."""
+    probs = classifier.classify(images[:2000])  # type: ignore[attr-defined]
+    truth = np.asarray(labels[:2000]).astype(int)
+    out = {}
+    for label in range(10):
+        right = np.nonzero((truth == label) & (probs.argmax(1) == label))[0]
+        out[label] = images[right[np.argmax(probs[right, label])]]
+    return out
+
+
 # ------------------------------------------------------------------ writing and reading
 
 
