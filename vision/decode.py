@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -159,8 +160,27 @@ def _to_uint8_array(img: Image.Image) -> np.ndarray:
         img = img.convert("L")
     if img.mode == "L":
         return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
-    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def _orient(page: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn decoded pixels upright by their EXIF orientation (as PIL's exif_transpose)."""
+    if orientation == 2:
+        page = page[:, ::-1]
+    elif orientation == 3:
+        page = page[::-1, ::-1]
+    elif orientation == 4:
+        page = page[::-1]
+    elif orientation == 5:
+        page = page.swapaxes(0, 1)
+    elif orientation == 6:
+        return cv2.rotate(page, cv2.ROTATE_90_CLOCKWISE)
+    elif orientation == 7:
+        page = page.swapaxes(0, 1)[::-1, ::-1]
+    elif orientation == 8:
+        return cv2.rotate(page, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return np.ascontiguousarray(page)
 
 
 # Deep (16-bit, 32-bit, float) pixels are stretched to 0-255 between these percentiles of
@@ -382,9 +402,11 @@ def _image_pages(
                 _check_pixels(img.width, img.height, max_pixels)
             elif reduce > 1 and fmt == "jpeg":
                 img.draft(img.mode, (img.width // reduce, img.height // reduce))
-            frame = ImageOps.exif_transpose(img) if index == 0 else img.copy()
-            page = _to_uint8_array(frame)
-            del frame
+            if index == 0 and fmt == "jpeg":
+                # The orientation is known from the header walk: no second EXIF parse.
+                page = _orient(_to_uint8_array(img), header.orientation)
+            else:
+                page = _to_uint8_array(ImageOps.exif_transpose(img) if index == 0 else img)
         yield page
 
 
