@@ -379,16 +379,23 @@ class _pil_errors:
 
 
 def _image_pages(
-    data: bytes, header: Header, max_pixels: int, max_pages: int, first_only: bool, reduce: int
+    data: bytes,
+    fmt: str,
+    header: Header | None,
+    max_pixels: int,
+    max_pages: int,
+    first_only: bool,
+    reduce: int,
 ) -> Iterator[np.ndarray]:
     """Pages of a raster image, decoded by PIL one at a time (TIFF frames; GIF: frame 1).
 
     PIL, not OpenCV, decodes: libpng and libjpeg print warnings straight onto stderr from
     OpenCV, and a truncated file is refused instead of half read. `reduce` (JPEG only)
-    decodes at 1/2, 1/4 or 1/8 size through libjpeg's DCT scaling.
+    decodes at 1/2, 1/4 or 1/8 size through libjpeg's DCT scaling. `header` is this
+    module's parse of a JPEG or PNG; other formats' headers are PIL's parse, here.
     """
-    fmt = header.fmt
-    _check_pixels(header.width, header.height, max_pixels)
+    if header is not None:
+        _check_pixels(header.width, header.height, max_pixels)
     with _pil_errors(fmt):
         img = _open_pil(data, fmt)
         _check_pixels(img.width, img.height, max_pixels)
@@ -402,7 +409,7 @@ def _image_pages(
                 _check_pixels(img.width, img.height, max_pixels)
             elif reduce > 1 and fmt == "jpeg":
                 img.draft(img.mode, (img.width // reduce, img.height // reduce))
-            if index == 0 and fmt == "jpeg":
+            if index == 0 and header is not None and fmt == "jpeg":
                 # The orientation is known from the header walk: no second EXIF parse.
                 page = _orient(_to_uint8_array(img), header.orientation)
             else:
@@ -492,9 +499,9 @@ def iter_pages(
         )
     if fmt == "pdf":
         return _pdf_pages(raw, max_pixels, max_pages, pdf_dpi, first_only)
-    header = read_header(raw, fmt)
-    _check_pixels(header.width, header.height, max_pixels)
-    pages = _image_pages(raw, header, max_pixels, max_pages, first_only, 1)
+    # JPEG and PNG headers are walked here; other formats' by PIL as it opens them: once.
+    header = read_header(raw, fmt) if fmt in {"jpeg", "png"} else None
+    pages = _image_pages(raw, fmt, header, max_pixels, max_pages, first_only, 1)
     # Run the generator to its first yield's checks now: errors belong to this call.
     first = next(pages)
     return itertools.chain([first], pages)
@@ -559,6 +566,6 @@ def decode_for_reading(
         _check_pixels(header.width, header.height, max_pixels)
         long_side = max(header.width, header.height)
         factor = next((f for f in (8, 4, 2) if long_side / f >= max_side), 1)
-        page = next(_image_pages(raw, header, max_pixels, 1, True, factor))
+        page = next(_image_pages(raw, fmt, header, max_pixels, 1, True, factor))
         return page, long_side / max(page.shape[:2])
     return decode_image(raw, max_pixels=max_pixels, max_bytes=max_bytes), 1.0

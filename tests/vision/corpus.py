@@ -168,6 +168,21 @@ def tiff_header_only(width: int, height: int) -> bytes:
     return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes(256)
 
 
+def tiff_ifd_loop() -> bytes:
+    """Two 4×4 TIFF pages whose IFDs point at each other: the page walk must end."""
+    size = 2 + 8 * 12 + 4
+    first, second, pixels = 8, 8 + size, 8 + 2 * size
+
+    def ifd(next_offset: int) -> bytes:
+        # width, height, 8 bits, uncompressed, black is zero, strip at, rows, bytes
+        entries = [(256, 4, 1, 4), (257, 4, 1, 4), (258, 3, 1, 8), (259, 3, 1, 1)]
+        entries += [(262, 3, 1, 1), (273, 4, 1, pixels), (278, 4, 1, 4), (279, 4, 1, 16)]
+        body = b"".join(struct.pack("<HHII", *entry) for entry in entries)
+        return struct.pack("<H", len(entries)) + body + struct.pack("<I", next_offset)
+
+    return b"II*\x00" + struct.pack("<I", first) + ifd(second) + ifd(first) + b"\xff" * 16
+
+
 def webp_header_only(width: int, height: int) -> bytes:
     """RIFF/WEBP with a VP8X chunk announcing a `width`×`height` canvas, and nothing else."""
     vp8x = (
@@ -509,6 +524,7 @@ def build(digits: dict[int, np.ndarray]) -> list[Case]:
         text(""),
         suffix="png",
     )
+    add("tiff-ifd-loop", tiff_ifd_loop(), text(""), pages("", ""), "tif")
     add("tiff-float-flat", _float_tiff(np.full((50, 50), 3.0, np.float32)), text(""), suffix="tif")
     return cases
 
