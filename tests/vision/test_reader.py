@@ -465,8 +465,11 @@ def test_thin_strips_read_empty_instead_of_crashing(reader, shape) -> None:
     assert (`inv_scale_x > 0`); nothing legible is in it, so the reading is empty."""
     grey = np.full(shape, 128, np.uint8)
     grey[:, ::7] = 0
-    assert reader.read(grey).text == ""
+    reading = reader.read(grey)
+    assert reading.text == ""
     assert reader.read(np.dstack([grey] * 3)).text == ""
+    picture = annotate(grey, reading)  # drawn too, at least a pixel across
+    assert min(picture.shape[:2]) >= 1 and encode_jpeg(picture)[:3] == b"\xff\xd8\xff"
 
 
 def test_thin_strip_keeps_the_reader_usable(reader, clear_digits) -> None:
