@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from digits.cli import main
+
 REPO = Path(__file__).resolve().parent.parent
 DEAD_POSTGRES = "postgresql://digits:secret@127.0.0.1:1/digits"  # nothing listens on port 1
 
@@ -120,3 +122,15 @@ def test_retrain_ends_with_its_json_summary_when_the_database_is_broken(places) 
     assert proc.returncode == 1
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["status"] == "failed" and "not a database" in summary["reason"]
+
+
+@pytest.mark.parametrize("version", ["", "   ", "x" * 300, "v\udcff"])
+def test_models_activate_refuses_unusable_names_in_one_line(
+    places, version: str, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(places["good"]))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["models", "activate", version]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("digits models activate: ")
+    assert len(err) < 200
