@@ -22,6 +22,7 @@ class BotConfig:
     admin_ids: frozenset[int]
     rate_limit_per_minute: int
     max_pdf_pages: int
+    max_upload_bytes: int  # larger files are refused before they are downloaded
     webhook_url: str
     webhook_listen: str
     webhook_port: int

@@ -325,7 +325,8 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if kind is not None:
             await _reply(message, texts.NOT_AN_IMAGE.format(kind=html.escape(kind)))
             return
-    if media.file_size and media.file_size > MAX_DOWNLOAD:
+    limit = min(MAX_DOWNLOAD, r.config.max_upload_bytes)
+    if media.file_size and media.file_size > limit:
         await _reply(message, texts.TOO_BIG.format(size=math.ceil(media.file_size / 2**20)))
         return
     wait = r.limiter.hit(user.id)
@@ -345,6 +346,9 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     data = bytes(await telegram_file.download_as_bytearray())
+    if len(data) > limit:  # file_size is optional in the Bot API: check what came
+        await _reply(message, texts.TOO_BIG.format(size=math.ceil(len(data) / 2**20)))
+        return
 
     from vision.decode import ImageError
 

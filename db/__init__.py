@@ -17,6 +17,7 @@ from db.errors import (
     TrainingRunNotFound,
     UserNotFound,
 )
+from db.gc import GcReport, collect_garbage
 from db.images import ImageCorrupt, ImageNotFound, ImageStore, StoredImage, sha256_hex
 from db.migrations import (
     MigrationError,
@@ -94,6 +95,7 @@ __all__ = [
     "Digit",
     "DigitRecord",
     "ForgetResult",
+    "GcReport",
     "ImageCorrupt",
     "ImageNotFound",
     "ImageStore",
@@ -126,6 +128,7 @@ __all__ = [
     "assign_splits",
     "check_current",
     "check_models",
+    "collect_garbage",
     "confirm_reading",
     "correct_reading",
     "correction_counts",

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.errors import InvalidDatabaseUrl
+
 log = logging.getLogger(__name__)
 
 SqliteBegin = Literal["IMMEDIATE", "DEFERRED", "EXCLUSIVE"]
@@ -97,14 +99,14 @@ def normalize_url(url: str | URL) -> URL:
     if isinstance(url, str):
         url = url.strip()
         if not url:
-            raise ValueError("empty database URL")
+            raise InvalidDatabaseUrl("the database URL is empty")
         if url.startswith("postgres://"):
             url = "postgresql://" + url.removeprefix("postgres://")
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
-        raise ValueError(
+        raise InvalidDatabaseUrl(
             f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
         )
     return parsed

@@ -11,6 +11,10 @@ class InvalidInput(StorageError, ValueError):
     """An argument cannot be stored as given (nothing was written)."""
 
 
+class InvalidDatabaseUrl(StorageError, ValueError):
+    """DATABASE_URL is empty or names a database this project does not support."""
+
+
 class InvalidCorrection(InvalidInput):
     """A correction text is not digits, spaces and newlines."""
 

@@ -43,12 +43,16 @@ from db.records import (
     LabelledDigit,
     UserStats,
     as_int,
+    as_int32,
+    check_text,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 10_000
 MAX_CORRECTION = 2_000
+# A recorded picture's side: far beyond any camera or scan, far below the column's range.
+MAX_IMAGE_SIDE = 1_000_000
 
 
 def _now(now: datetime | None) -> datetime:
@@ -150,7 +154,7 @@ def _optional_str(value: Any, what: str, max_len: int) -> str | None:
         raise InvalidInput(f"{what} must be a string, got {type(value).__name__}")
     if len(value) > max_len:
         raise InvalidInput(f"{what} is longer than {max_len} characters")
-    return value
+    return check_text(value, what)
 
 
 def _optional_int(value: Any, what: str) -> int | None:
@@ -185,15 +189,21 @@ def record_reading(
         raise InvalidInput(f"text must be a string, got {type(text).__name__}")
     if len(text) > MAX_TEXT:
         raise InvalidInput(f"text is longer than {MAX_TEXT} characters")
+    check_text(text, "text")
     sha = None
     if image_sha256 is not None:
         try:
             sha = check_sha256(str(image_sha256).lower())
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-    width, height = as_int(width, "width"), as_int(height, "height")
+    width, height = as_int32(width, "width"), as_int32(height, "height")
     if width <= 0 or height <= 0:
         raise InvalidInput(f"image size must be positive, got {width}×{height}")
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        raise InvalidInput(
+            f"image size {width}×{height} is beyond any picture (at most {MAX_IMAGE_SIDE:,} "
+            "pixels a side)"
+        )
     elapsed: float | None = None
     if elapsed_ms is not None:
         try:

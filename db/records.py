@@ -11,15 +11,54 @@ from typing import Any
 from db.errors import InvalidInput
 from db.models import CROP_BYTES, LabelSource, Reading, Split
 
+# What the columns hold: BigInteger (ids, Telegram ids) and Integer (sizes, positions).
+INT64 = (-(2**63), 2**63 - 1)
+INT32 = (-(2**31), 2**31 - 1)
 
-def as_int(value: Any, what: str) -> int:
-    """An int from ints and numpy integers; bools and floats are refused."""
+
+def as_int(value: Any, what: str, bounds: tuple[int, int] = INT64) -> int:
+    """An int from ints and numpy integers, within the column's range (64-bit by default);
+    bools and floats are refused. Out of range is InvalidInput, not the driver's
+    OverflowError or DataError halfway through a transaction."""
     if isinstance(value, bool):
         raise InvalidInput(f"{what} must be an integer, got a bool")
     try:
-        return operator.index(value)
+        number = operator.index(value)
     except TypeError:
         raise InvalidInput(f"{what} must be an integer, got {value!r}") from None
+    lo, hi = bounds
+    if not lo <= number <= hi:
+        bits = 64 if bounds == INT64 else 32 if bounds == INT32 else None
+        kind = f"a {bits}-bit integer" if bits else f"between {lo} and {hi}"
+        raise InvalidInput(f"{what} must be {kind}, got {_short(number)}")
+    return number
+
+
+def as_int32(value: Any, what: str) -> int:
+    """`as_int` for an Integer column (32-bit in PostgreSQL)."""
+    return as_int(value, what, INT32)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_text(value: str, what: str) -> str:
+    """Text every backend stores as given: UTF-8 encodable (no lone surrogates, which
+    arrive from undecodable file names and broken clients) and no NUL character, which
+    PostgreSQL refuses."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        raise InvalidInput(
+            f"{what} contains a character that is not valid Unicode text "
+            f"(U+{ord(bad):04X}, a lone surrogate, at position {exc.start})"
+        ) from None
+    if "\x00" in value:
+        raise InvalidInput(f"{what} contains a NUL character (U+0000)")
+    return value
 
 
 def as_unit_float(value: Any, what: str) -> float:
@@ -88,12 +127,12 @@ class DigitRecord:
             box = ()
         if len(box) != 4:
             raise InvalidInput(f"{where}: box must be (x, y, w, h), got {self.box!r}")
-        x, y, w, h = (as_int(v, f"{where}: box") for v in box)
+        x, y, w, h = (as_int32(v, f"{where}: box") for v in box)
         if x < 0 or y < 0 or w <= 0 or h <= 0:
             raise InvalidInput(f"{where}: box must have x, y >= 0 and w, h > 0, got {self.box!r}")
-        position = as_int(self.position, "position")
-        line = as_int(self.line, f"{where}: line")
-        number = as_int(self.number, f"{where}: number")
+        position = as_int32(self.position, "position")
+        line = as_int32(self.line, f"{where}: line")
+        number = as_int32(self.number, f"{where}: number")
         if position < 0 or line < 0 or number < 0:
             raise InvalidInput(f"{where}: position, line and number must be >= 0")
         predicted = as_int(self.predicted, f"{where}: predicted")

@@ -23,7 +23,7 @@ from db.errors import (
 from db.images import check_sha256
 from db.models import ModelStatus, ModelVersion, RunStatus, TrainingRun
 from db.readings import _now
-from db.records import as_int
+from db.records import as_int, as_int32, check_text
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,28 @@ def _json_dict(value: Any, what: str, *, optional: bool = False) -> dict[str, An
     if not isinstance(value, dict):
         raise InvalidInput(f"{what} must be a dict, got {type(value).__name__}")
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{what} is not JSON-serialisable: {exc}") from None
+    check_text(text, what)  # PostgreSQL's JSON refuses lone surrogates and NUL
+    return json.loads(text)
 
 
 def _version_name(version: Any) -> str:
     if not isinstance(version, str) or not version.strip() or len(version) > 64:
-        raise InvalidInput(
-            f"a model version must be a non-empty string of <= 64 chars: {version!r}"
-        )
-    return version
+        shown = repr(version) if len(repr(version)) <= 40 else repr(version)[:37] + "..."
+        raise InvalidInput(f"a model version must be a non-empty string of <= 64 chars: {shown}")
+    return check_text(version, "model version")
+
+
+def _text(value: Any, what: str, max_len: int | None = None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text, got {type(value).__name__}")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidInput(f"{what} is longer than {max_len} characters")
+    return check_text(value, what)
 
 
 def get_model_version(session: Session, version: str) -> ModelVersion:
@@ -85,9 +96,10 @@ def register_model_version(
         sha = check_sha256(str(sha256).lower())
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    path_text = os.fspath(path)
+    path_text = _text(os.fspath(path), "model path", 1024)
     if not path_text:
         raise InvalidInput("model path must not be empty")
+    notes = _text(notes, "notes")
     summary = _json_dict(data_summary, "data_summary")
     metric_values = _json_dict(metrics, "metrics")
     if parent_version is not None:
@@ -164,6 +176,7 @@ def reject_model_version(
         raise InvalidTransition(
             f"model version {version!r} is active: activate another one before rejecting it"
         )
+    reason = _text(reason, "reason")
     model.status = ModelStatus.REJECTED
     if reason:
         model.notes = reason
@@ -226,13 +239,12 @@ def finish_training_run(
         raise InvalidInput("finish_training_run needs a final status, not 'running'")
     counts = []
     for name, value in (("mnist_samples", mnist_samples), ("user_samples", user_samples)):
-        count = None if value is None else as_int(value, name)
+        count = None if value is None else as_int32(value, name)
         if count is not None and count < 0:
             raise InvalidInput(f"{name} must be >= 0, got {count}")
         counts.append(count)
     metric_values = _json_dict(metrics, "metrics", optional=True)
-    if error is not None and not isinstance(error, str):
-        raise InvalidInput("error must be text")
+    error = _text(error, "error")
     if model_version is not None:
         get_model_version(session, model_version)
     run = session.get(TrainingRun, as_int(run_id, "run_id"), with_for_update=True)

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "list model versions with their metrics"),
     "models activate": ("activate", "make a model version active (roll back/forward)"),
     "export": ("export", "export the collected handwriting as a dataset"),
-    "db": ("db", "database schema: upgrade | current | check | url | downgrade"),
+    "db": ("db", "database schema: upgrade | current | check | url | downgrade | gc"),
     "bench read": ("bench_read", "reader accuracy and latency: synthetic + real photos"),
     "bench classify": ("bench_classify", "classification throughput (digits/s)"),
     "bench train": ("bench_train", "seconds until 99.0 % MNIST test accuracy"),
@@ -50,6 +50,52 @@ def _match(argv: list[str]) -> tuple[str, list[str]] | None:
         if name in COMMANDS:
             return name, argv[n:]
     return None
+
+
+# Errors a user can act on, by module and class name: reported as one line, exit 1. The
+# modules are looked up only once loaded (an error of theirs means they are), so the
+# dispatcher imports none of them.
+KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
+    ("vision.decode", "ImageError"),
+    ("vision.checkpoint", "CheckpointError"),
+    ("vision.segment.candidates", "SegmentationError"),
+    ("db.errors", "StorageError"),
+    ("db.migrations", "MigrationError"),
+    ("benchmarks.pgserver", "PostgresUnavailable"),
+    ("benchmarks.pgserver", "PostgresServerError"),
+    ("alembic.util.exc", "CommandError"),
+    ("training.retrain", "RetrainError"),
+    ("training.export", "ExportError"),
+    ("training.data.mnist", "MnistError"),
+    ("training.data.devsets", "DevsetError"),
+    ("telegram.error", "TelegramError"),
+)
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the user; the exception type only where its message needs it."""
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.SQLAlchemyError):
+        # The driver's own message, without SQLAlchemy's "(Background on this error ...)".
+        orig = getattr(exc, "orig", None)
+        detail = _first_line(str(orig) if orig is not None else str(exc))
+        if isinstance(exc, sqlalchemy_exc.ArgumentError):
+            return f"the database URL is not usable: {detail}"
+        return f"the database cannot be used: {detail}"
+    for module_name, class_name in KNOWN_ERRORS:
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if cls is not None and isinstance(exc, cls):
+            return _first_line(str(exc)) or class_name
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or _first_line(str(exc)) or type(exc).__name__}"
+    return f"unexpected {type(exc).__name__}: {_first_line(str(exc))} (-v shows the traceback)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Alembic logs its plugins and context at INFO on every command that opens the
+        # database: noise above the one line a user should see.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     from digits.settings import Settings, SettingsError
 
     try:
@@ -91,6 +141,20 @@ def main(argv: list[str] | None = None) -> int:
         # report. Stdout goes to /dev/null so that the interpreter's last flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a command that the pipe ended
+    except Exception as exc:
+        # A broken database, a missing model, an unwritable path: one line and exit 1,
+        # never a traceback (-v keeps it for debugging). A module's `on_error(message)`
+        # may add what its callers parse (`digits retrain`: the JSON summary line).
+        if args.verbose:
+            raise
+        message = describe_error(exc)
+        action = getattr(args, "action", None)  # `digits db upgrade`: the action too
+        label = f"digits {name} {action}" if isinstance(action, str) else f"digits {name}"
+        sys.stderr.write(f"{label}: {message}\n")
+        on_error = getattr(module, "on_error", None)
+        if on_error is not None:
+            on_error(message)
+        return 1
 
 
 if __name__ == "__main__":

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         20, "DIGITS_RATE_LIMIT_PER_MINUTE", "pictures per user per minute (0: no limit)"
     )
     max_pdf_pages: int = _setting(5, "DIGITS_MAX_PDF_PAGES", "longest PDF read, one reply a page")
+    max_upload_bytes: int = _setting(
+        50_000_000,
+        "DIGITS_MAX_UPLOAD_BYTES",
+        "largest file `digits read` and the bot read, refused before it is read",
+    )
     webhook_url: str = _setting(
         "", "DIGITS_WEBHOOK_URL", "public HTTPS URL: webhook mode instead of long polling"
     )
@@ -133,10 +138,23 @@ class Settings(BaseSettings):
         "share of users whose digits only judge models, never train them",
     )
     promote_max_mnist_drop: float = _setting(
-        0.1, "DIGITS_PROMOTE_MAX_MNIST_DROP", "largest MNIST test drop a promotion allows, points"
+        0.1,
+        "DIGITS_PROMOTE_MAX_MNIST_DROP",
+        "MNIST test points a candidate may lose against the model it replaces and the "
+        "shipped baseline",
     )
     promote_min_user_gain: float = _setting(
         0.0, "DIGITS_PROMOTE_MIN_USER_GAIN", "smallest user-holdout gain a promotion needs, points"
+    )
+    promote_min_gain_digits: int = _setting(
+        3,
+        "DIGITS_PROMOTE_MIN_GAIN_DIGITS",
+        "user-holdout digits a candidate must read right net of those it now gets wrong",
+    )
+    promote_max_p_value: float = _setting(
+        0.05,
+        "DIGITS_PROMOTE_MAX_P",
+        "one-sided sign-test p-value on the holdout digits the two models disagree on",
     )
     export_salt: str = _setting(
         "",

@@ -37,32 +37,40 @@ class Page:
 def read_image(reader: Any, data: bytes, max_pages: int, annotated: bool = True) -> list[Page]:
     """Decode, read and annotate every page (CPU-bound; runs in the vision pool).
 
-    ``annotated=False`` skips drawing and encoding the annotated JPEG (the web page draws
-    the boxes itself). Raises ``vision.decode.ImageError`` (a message fit for the user)
-    for bad input.
+    Each page is decoded once (a PDF page rendered once, only when reached) and its
+    picture let go once annotated; ``annotated=False`` skips drawing the annotated JPEG
+    (the web page draws the boxes itself). Raises ``vision.decode.ImageError`` (a message
+    fit for the user) for bad input.
     """
     from vision.annotate import annotate, encode_jpeg
-    from vision.decode import decode_for_reading, decode_pages, sniff_format
+    from vision.decode import decode_for_reading, sniff_format
 
-    fmt = sniff_format(data)
-    if fmt in MULTI_PAGE:
-        arrays = decode_pages(data, max_pages=max_pages)
-        readings = [reader.read(array) for array in arrays]
-        images = arrays
+    if len(data) > reader.max_bytes:  # the same refusal `decode` gives, before any work
+        from vision.decode import FileTooLarge
+
+        raise FileTooLarge(f"The file is too large (the limit is {reader.max_bytes / 1e6:g} MB).")
+
+    def drawn(reading: Any, image: Any) -> bytes | None:
+        return None if reading.empty or not annotated else encode_jpeg(annotate(image, reading))
+
+    readings: list[tuple[Any, bytes | None]] = []
+    if sniff_format(data) in MULTI_PAGE:
+        for reading, image in reader.read_document(data, max_pages=max_pages):
+            readings.append((reading, drawn(reading, image)))
     else:
         from vision.segment import MAX_SIDE
 
-        # Decoded once, the way the reader would (large JPEGs at reduced size). At full
-        # size the array reads exactly like the bytes; a reduced one is re-read from the
-        # bytes so that boxes and sizes stay in original-image pixels.
-        array, scale = decode_for_reading(data, max_side=MAX_SIDE)
-        readings = [reader.read(array if scale == 1.0 else data)]
-        images = [array]
-    pages = []
-    for index, (reading, image) in enumerate(zip(readings, images, strict=True)):
-        jpeg = None if reading.empty or not annotated else encode_jpeg(annotate(image, reading))
-        pages.append(Page(reading, jpeg, index + 1, len(readings)))
-    return pages
+        # Decoded once, the way the reader would (large JPEGs at reduced size); the
+        # reading's boxes and sizes stay in original-image pixels through `scale`.
+        array, scale = decode_for_reading(
+            data, max_side=MAX_SIDE, max_pixels=reader.max_pixels, max_bytes=reader.max_bytes
+        )
+        reading = reader.read(array, scale=scale)
+        readings.append((reading, drawn(reading, array)))
+    return [
+        Page(reading, jpeg, index + 1, len(readings))
+        for index, (reading, jpeg) in enumerate(readings)
+    ]
 
 
 def record_pages(

@@ -61,8 +61,12 @@ class RetrainConfig:
     lr: float = 3e-4  # peak; from-scratch training uses 4e-3, fine-tuning far less
     user_fraction: float = 0.5  # share of each epoch drawn from users' digits
     min_new_labels: int = 200
+    # The promotion gate (see `decide`): MNIST may drop at most this many points below
+    # the model it replaces AND below the shipped baseline; the user holdout must gain.
     max_mnist_drop: float = 0.1  # percentage points of MNIST test accuracy
     min_user_gain: float = 0.0  # percentage points of user-holdout accuracy
+    min_gain_digits: int = 3  # holdout digits the candidate gets right net of new errors
+    max_p_value: float = 0.05  # one-sided exact sign test on the digits the two disagree on
     holdout_fraction: float = 0.2
     epoch_size: int = 0  # 0: enough that each user digit is drawn about once per epoch
     batch_size: int = 128
@@ -84,9 +88,19 @@ class RetrainConfig:
             raise RetrainError(f"holdout fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.min_new_labels < 0 or self.epoch_size < 0 or self.batch_size < 1:
             raise RetrainError("min_new_labels and epoch_size must be >= 0, batch_size >= 1")
+        if not 0.0 < self.max_p_value <= 1.0:
+            raise RetrainError(f"the gate's p-value must be in (0, 1], got {self.max_p_value}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def gate(self) -> Gate:
+        return Gate(
+            max_mnist_drop=self.max_mnist_drop,
+            min_user_gain=self.min_user_gain,
+            min_gain_digits=self.min_gain_digits,
+            max_p_value=self.max_p_value,
+        )
 
 
 @dataclass
@@ -96,6 +110,8 @@ class Scores:
     mnist_test_accuracy: float
     user_holdout_accuracy: float | None
     user_holdout_samples: int
+    # Per holdout digit: read right? (for the paired test; not part of the summary)
+    holdout_right: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,12 +138,26 @@ class RetrainOutcome:
     mnist_samples: int = 0
     active: Scores | None = None
     candidate: Scores | None = None
+    baseline: str | None = None  # the shipped version MNIST is bounded against
+    baseline_mnist: float | None = None
+    holdout_gained: int = 0  # holdout digits the candidate gets right, the active did not
+    holdout_lost: int = 0  # ... and the reverse
+    p_value: float | None = None  # the gate's sign test on those
     recovery: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     train_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        raw = {k: v for k, v in asdict(self).items() if k not in {"active", "candidate"}}
+        raw = {
+            k: getattr(self, k)
+            for k in self.__dataclass_fields__
+            if k not in {"active", "candidate"}
+        }
+        raw["recovery"] = dict(self.recovery)
+        if self.baseline_mnist is not None:
+            raw["baseline_mnist"] = round(self.baseline_mnist, 6)
+        if self.p_value is not None:
+            raw["p_value"] = round(self.p_value, 6)
         raw["active"] = self.active.to_dict() if self.active else None
         raw["candidate"] = self.candidate.to_dict() if self.candidate else None
         raw["seconds"] = round(self.seconds, 1)
@@ -135,22 +165,94 @@ class RetrainOutcome:
         return raw
 
 
-def decide(
-    active: Scores, candidate: Scores, *, max_mnist_drop: float, min_user_gain: float
-) -> tuple[bool, str]:
-    """The promotion gate (thresholds in percentage points): (promote?, why)."""
-    mnist_delta = 100.0 * (candidate.mnist_test_accuracy - active.mnist_test_accuracy)
-    parts = [f"MNIST test {mnist_delta:+.2f} pt (limit -{max_mnist_drop:.2f})"]
-    ok = mnist_delta >= -max_mnist_drop - 1e-9
+@dataclass(frozen=True)
+class Gate:
+    """The promotion gate's thresholds (from settings; see `decide`)."""
+
+    max_mnist_drop: float = 0.1
+    min_user_gain: float = 0.0
+    min_gain_digits: int = 3
+    max_p_value: float = 0.05
+
+
+def sign_test_p(gained: int, lost: int) -> float:
+    """One-sided exact sign (McNemar) test: P(at least `gained` of the `gained + lost`
+    digits the two models disagree on favour the candidate, if neither model is better)."""
+    n = gained + lost
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(gained, n + 1)) / 2**n
+
+
+def holdout_changes(active: Scores, candidate: Scores) -> tuple[int, int]:
+    """(digits the candidate reads right that the active model got wrong, the reverse)."""
+    if candidate.holdout_right is not None and active.holdout_right is not None:
+        gained = int((candidate.holdout_right & ~active.holdout_right).sum())
+        lost = int((active.holdout_right & ~candidate.holdout_right).sum())
+        return gained, lost
+    # Counts only: every change taken as one-directional (the most favourable case).
     if candidate.user_holdout_accuracy is None or active.user_holdout_accuracy is None:
-        parts.append("no user holdout yet (judged on MNIST only)")
-    else:
-        user_delta = 100.0 * (candidate.user_holdout_accuracy - active.user_holdout_accuracy)
-        parts.append(
-            f"user holdout {user_delta:+.2f} pt on {candidate.user_holdout_samples} digits "
-            f"(needs >= {min_user_gain:+.2f})"
+        return 0, 0
+    net = round(
+        (candidate.user_holdout_accuracy - active.user_holdout_accuracy)
+        * candidate.user_holdout_samples
+    )
+    return max(net, 0), max(-net, 0)
+
+
+def decide(
+    active: Scores,
+    candidate: Scores,
+    *,
+    gate: Gate | None = None,
+    baseline_mnist: float | None = None,
+    max_mnist_drop: float | None = None,
+    min_user_gain: float | None = None,
+) -> tuple[bool, str]:
+    """The promotion gate: (promote?, why). A candidate is promoted only when
+
+    * MNIST test is at most `max_mnist_drop` points below the model it replaces AND below
+      the shipped baseline (`baseline_mnist`), so no chain of small drops adds up;
+    * on the users' holdout it reads at least `min_gain_digits` more digits right, net
+      of the ones it now gets wrong, the paired sign test on the digits where the two
+      disagree gives p <= `max_p_value`, and the accuracy gain is >= `min_user_gain`
+      points. "Not worse" is not enough: retraining on the same data must not drift.
+
+    Without a user holdout no gain can be measured, and nothing is promoted.
+    """
+    gate = gate or Gate()
+    if max_mnist_drop is not None or min_user_gain is not None:
+        gate = Gate(
+            max_mnist_drop=gate.max_mnist_drop if max_mnist_drop is None else max_mnist_drop,
+            min_user_gain=gate.min_user_gain if min_user_gain is None else min_user_gain,
+            min_gain_digits=gate.min_gain_digits,
+            max_p_value=gate.max_p_value,
         )
-        ok = ok and user_delta >= min_user_gain - 1e-9
+    mnist_delta = 100.0 * (candidate.mnist_test_accuracy - active.mnist_test_accuracy)
+    parts = [f"MNIST test {mnist_delta:+.2f} pt (limit -{gate.max_mnist_drop:.2f})"]
+    ok = mnist_delta >= -gate.max_mnist_drop - 1e-9
+    if baseline_mnist is not None:
+        base_delta = 100.0 * (candidate.mnist_test_accuracy - baseline_mnist)
+        parts.append(f"{base_delta:+.2f} pt against the shipped baseline")
+        ok = ok and base_delta >= -gate.max_mnist_drop - 1e-9
+    if candidate.user_holdout_accuracy is None or active.user_holdout_accuracy is None:
+        parts.append("no user holdout yet, so no gain can be measured")
+        return False, "rejected: " + "; ".join(parts)
+    user_delta = 100.0 * (candidate.user_holdout_accuracy - active.user_holdout_accuracy)
+    gained, lost = holdout_changes(active, candidate)
+    p = sign_test_p(gained, lost)
+    parts.append(
+        f"user holdout {user_delta:+.2f} pt on {candidate.user_holdout_samples} digits "
+        f"(needs >= {gate.min_user_gain:+.2f}): {gained} digits gained, {lost} lost "
+        f"(needs a net {gate.min_gain_digits:+d}), sign test p={p:.3f} "
+        f"(needs <= {gate.max_p_value:g})"
+    )
+    ok = (
+        ok
+        and user_delta >= gate.min_user_gain - 1e-9
+        and gained - lost >= gate.min_gain_digits
+        and p <= gate.max_p_value + 1e-12
+    )
     return ok, ("promoted: " if ok else "rejected: ") + "; ".join(parts)
 
 
@@ -166,11 +268,47 @@ def score(
     holdout: tuple[np.ndarray, np.ndarray],
 ) -> Scores:
     mnist = accuracy_of(clf, *mnist_test)
+    right = None
+    if len(holdout[1]):
+        right = clf.classify(holdout[0]).argmax(1) == np.asarray(holdout[1])
     return Scores(
         mnist_test_accuracy=mnist if mnist is not None else 0.0,
-        user_holdout_accuracy=accuracy_of(clf, *holdout),
+        user_holdout_accuracy=None if right is None else float(right.mean()),
         user_holdout_samples=len(holdout[1]),
+        holdout_right=right,
     )
+
+
+def baseline_version(session: Session, version: str) -> Any:
+    """The shipped model the active one descends from: the root of its parent chain."""
+    current = db.get_model_version(session, version)
+    seen = {current.version}
+    while current.parent_version is not None and current.parent_version not in seen:
+        seen.add(current.parent_version)
+        current = db.get_model_version(session, current.parent_version)
+    return current
+
+
+def baseline_mnist(
+    factory: sessionmaker[Session],
+    active: ActiveModel,
+    active_mnist: float,
+    mnist_test: tuple[np.ndarray, np.ndarray],
+    device: str | None,
+) -> tuple[str, float]:
+    """(version, MNIST test accuracy) of the shipped baseline, measured on this test set."""
+    with db.session_scope(factory) as session:
+        root = baseline_version(session, active.version)
+        name, path, sha = root.version, Path(root.path), root.sha256
+    if name == active.version:
+        return name, active_mnist
+    if not path.is_file() or file_sha256(path) != sha:
+        raise RetrainError(
+            f"the shipped baseline {name} ({path}) is missing or changed: the gate bounds "
+            "MNIST against it, so no candidate can be judged"
+        )
+    accuracy = accuracy_of(DigitClassifier.load(path, device=device), *mnist_test)
+    return name, accuracy if accuracy is not None else 0.0
 
 
 def crops_of(digits: list[db.LabelledDigit]) -> tuple[np.ndarray, np.ndarray]:
@@ -302,6 +440,9 @@ def retrain(
             on_stage(name)
 
     fail_interrupted_runs(factory)
+    # What killed runs and writers left: a model file written but never registered, temp
+    # files, images no reading refers to. The lock is held: no model is being written.
+    db.collect_garbage(factory, images=images, models_dir=models_dir, model_min_age_s=0.0)
     active = ensure_active_version(factory, default_model_path)
     with db.session_scope(factory) as session:
         run_id = db.start_training_run(
@@ -445,13 +586,21 @@ def _run(
     candidate_clf = DigitClassifier.from_model(result.model, device=config.device)
     outcome.active = score(active_clf, mnist_test, hold)
     outcome.candidate = score(candidate_clf, mnist_test, hold)
+    base_name, base_mnist = baseline_mnist(
+        factory, active, outcome.active.mnist_test_accuracy, mnist_test, config.device
+    )
+    outcome.baseline = base_name
+    outcome.baseline_mnist = base_mnist
     promote, reason = decide(
         outcome.active,
         outcome.candidate,
-        max_mnist_drop=config.max_mnist_drop,
-        min_user_gain=config.min_user_gain,
+        gate=config.gate(),
+        baseline_mnist=base_mnist,
     )
     outcome.reason = reason
+    gained, lost = holdout_changes(outcome.active, outcome.candidate)
+    outcome.holdout_gained, outcome.holdout_lost = gained, lost
+    outcome.p_value = sign_test_p(gained, lost)
 
     version = f"ft-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-r{run_id}"
     path = (Path(models_dir) / f"{version}.pt").resolve()
@@ -461,6 +610,11 @@ def _run(
         "candidate": outcome.candidate.to_dict(),
         "active": outcome.active.to_dict(),
         "active_version": active.version,
+        "baseline_version": base_name,
+        "baseline_mnist_test_accuracy": round(base_mnist, 6),
+        "holdout_gained": gained,
+        "holdout_lost": lost,
+        "p_value": round(outcome.p_value, 6),
         "decision": "promoted" if promote else "rejected",
         "reason": reason,
     }

@@ -8,12 +8,15 @@ from vision.checkpoint import CheckpointError
 from vision.classifier import DigitClassifier
 from vision.decode import (
     CorruptImage,
+    FileTooLarge,
     ImageError,
     ImageTooLarge,
+    PasswordProtected,
     TooManyPages,
     UnsupportedFormat,
     decode_image,
     decode_pages,
+    iter_pages,
 )
 from vision.normalize import PREPROCESSING_VERSION, normalize_digit
 from vision.reader import DigitReader, ReadDigit, Reading
@@ -25,8 +28,10 @@ __all__ = [
     "CorruptImage",
     "DigitClassifier",
     "DigitReader",
+    "FileTooLarge",
     "ImageError",
     "ImageTooLarge",
+    "PasswordProtected",
     "ReadDigit",
     "Reading",
     "SegmentationError",
@@ -34,5 +39,6 @@ __all__ = [
     "UnsupportedFormat",
     "decode_image",
     "decode_pages",
+    "iter_pages",
     "normalize_digit",
 ]

@@ -31,12 +31,15 @@ def annotate(image: np.ndarray, reading: Reading, *, max_side: int = MAX_SIDE) -
     sy = h / reading.height if reading.height else 1.0
     factor = min(1.0, max_side / max(h, w))
     if factor < 1.0:
-        canvas = cv2.resize(canvas, (round(w * factor), round(h * factor)), cv2.INTER_AREA)
+        # A thin strip keeps at least one pixel across (OpenCV refuses a 0-pixel side).
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        canvas = cv2.resize(canvas, size, cv2.INTER_AREA)
     else:
         # Tiny images (a cut-out cell) are enlarged so labels fit.
         factor = max(1.0, 320 / max(h, w))
         if factor > 1.0:
-            canvas = cv2.resize(canvas, (round(w * factor), round(h * factor)), cv2.INTER_CUBIC)
+            size = (max(1, round(w * factor)), max(1, round(h * factor)))
+            canvas = cv2.resize(canvas, size, cv2.INTER_CUBIC)
     ch, cw = canvas.shape[:2]
     base = max(ch, cw)
     thickness = max(1, round(base / 400))

@@ -89,7 +89,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         body = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}") from exc
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: not a model file ({exc.__class__.__name__})"
+        ) from exc
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a digits checkpoint")
     missing = [k for k in REQUIRED_KEYS if k not in body]

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import cv2
 import numpy as np
 
 from vision.classifier import SEGMENTER_MODEL_PATH, DigitClassifier
-from vision.decode import MAX_PAGES, MAX_PIXELS, decode_for_reading, decode_pages
+from vision.decode import MAX_BYTES, MAX_PAGES, MAX_PIXELS, decode_for_reading, iter_pages
 from vision.segment import (
     MAX_SIDE,
     Candidate,
@@ -111,6 +113,7 @@ class DigitReader:
     confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
     max_pixels: int = MAX_PIXELS
     segmenter: DigitClassifier | None = None
+    max_bytes: int = MAX_BYTES
 
     @classmethod
     def load(
@@ -120,6 +123,7 @@ class DigitReader:
         device: str | None = None,
         confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
         segmenter: str | Path | DigitClassifier | None = SEGMENTER_MODEL_PATH,
+        max_bytes: int = MAX_BYTES,
     ) -> DigitReader:
         """The shipped models by default; a checkpoint path or a loaded classifier otherwise.
 
@@ -135,18 +139,33 @@ class DigitReader:
             if segmenter is None or isinstance(segmenter, DigitClassifier)
             else DigitClassifier.load(segmenter, device=device)
         )
-        return cls(clf, confidence_threshold=confidence_threshold, segmenter=seg)
+        return cls(
+            clf, confidence_threshold=confidence_threshold, segmenter=seg, max_bytes=max_bytes
+        )
 
     def with_classifier(self, classifier: DigitClassifier) -> DigitReader:
         """A reader with the same settings, segmenter and another classifier (hot-swapping)."""
         return DigitReader(
-            classifier, self.confidence_threshold, self.max_pixels, segmenter=self.segmenter
+            classifier,
+            self.confidence_threshold,
+            self.max_pixels,
+            segmenter=self.segmenter,
+            max_bytes=self.max_bytes,
         )
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, image: np.ndarray | bytes, *, expected_digits: int | None = None) -> Reading:
+    def read(
+        self,
+        image: np.ndarray | bytes,
+        *,
+        expected_digits: int | None = None,
+        scale: float = 1.0,
+    ) -> Reading:
         """Read a BGR/grey uint8 array, or encoded bytes (first page of a PDF/TIFF).
+
+        `scale` says an array is the original shrunk that many times (as
+        `decode_for_reading` returns it): boxes and sizes come back in original pixels.
 
         With `expected_digits`, the image is re-segmented into exactly that many digits
         (splitting the widest shape, merging the closest fragments, dropping the weakest
@@ -157,20 +176,44 @@ class DigitReader:
         clf = self.classifier
         if isinstance(image, bytes | bytearray | memoryview):
             array, scale = decode_for_reading(
-                bytes(image), max_side=MAX_SIDE, max_pixels=self.max_pixels
+                bytes(image),
+                max_side=MAX_SIDE,
+                max_pixels=self.max_pixels,
+                max_bytes=self.max_bytes,
             )
         else:
-            array, scale = _check_array(image), 1.0
+            array = _check_array(image)
+            if not (math.isfinite(scale) and scale > 0):
+                raise ValueError(f"scale must be a positive number, got {scale!r}")
         return self._read_array(array, scale, clf, start, expected_digits, page=0)
 
     def read_pages(self, data: bytes | str | Path, *, max_pages: int = MAX_PAGES) -> list[Reading]:
         """One reading per page of a PDF or multi-page TIFF (or the single page of an image)."""
+        return [reading for reading, _ in self.read_document(data, max_pages=max_pages)]
+
+    def read_document(
+        self, data: bytes | str | Path, *, max_pages: int = MAX_PAGES, first_only: bool = False
+    ) -> Iterator[tuple[Reading, np.ndarray]]:
+        """(reading, page image) for each page, decoded and read one page at a time.
+
+        Header, size and page-count errors are raised by this call; a page is decoded (a
+        PDF page rendered, once) only when the iteration reaches it, and is free to go
+        when the caller moves on, so a long document never sits in memory whole. The
+        page image is what the reading's boxes refer to (e.g. for `annotate`).
+        `first_only` reads page 1 alone, whatever the page count.
+        """
         clf = self.classifier
-        pages = decode_pages(data, max_pixels=self.max_pixels, max_pages=max_pages)
-        out = []
-        for index, page in enumerate(pages):
-            out.append(self._read_array(page, 1.0, clf, time.perf_counter(), None, page=index))
-        return out
+        pages = iter_pages(
+            data,
+            max_pixels=self.max_pixels,
+            max_pages=max_pages,
+            max_bytes=self.max_bytes,
+            first_only=first_only,
+        )
+        return (
+            (self._read_array(page, 1.0, clf, time.perf_counter(), None, page=index), page)
+            for index, page in enumerate(pages)
+        )
 
     def _read_array(
         self,

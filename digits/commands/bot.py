@@ -29,6 +29,7 @@ def bot_config(settings: Settings) -> BotConfig:
         admin_ids=settings.admin_ids,
         rate_limit_per_minute=settings.rate_limit_per_minute,
         max_pdf_pages=settings.max_pdf_pages,
+        max_upload_bytes=settings.max_upload_bytes,
         webhook_url=settings.webhook_url,
         webhook_listen=settings.webhook_listen,
         webhook_port=settings.webhook_port,
@@ -51,7 +52,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     import logging
 
+    import db
     from bot.app import run as run_bot
+
+    # What the bot needs before it talks to Telegram, checked here so that a broken
+    # database or a missing model is the dispatcher's one line, not a logged traceback.
+    db.upgrade(settings.db_url)
+    if settings.model_path is not None:
+        from vision.checkpoint import load_checkpoint
+
+        load_checkpoint(settings.model_path)
 
     # httpx logs every request at INFO, URL (with the bot token) included.
     logging.getLogger("httpx").setLevel(logging.WARNING)

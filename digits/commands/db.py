@@ -20,6 +20,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("current", help="show the database's revision; exit 1 if not the newest")
     sub.add_parser("check", help="alembic check: the models agree with the migrations")
     sub.add_parser("url", help="show the database URL in use (password hidden)")
+    gc = sub.add_parser(
+        "gc",
+        help="remove leftovers of killed processes: temp files, unregistered models, "
+        "images no reading refers to",
+    )
+    gc.add_argument(
+        "--min-age-s",
+        type=float,
+        default=3600.0,
+        help="leave younger files alone (a live writer may not have committed yet)",
+    )
     down = sub.add_parser("downgrade", help="migrate down (drops tables/columns and their data)")
     down.add_argument("revision", help="target revision, e.g. 'base' for an empty database")
     down.add_argument(
@@ -30,16 +41,29 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from alembic.util import CommandError
-    from sqlalchemy.exc import SQLAlchemyError
+    # A broken or unreachable database is reported by the dispatcher, in one line.
+    if args.action == "gc":
+        return _gc(args, settings)
+    return _run(args, settings.db_url)
 
-    from db.migrations import MigrationError
 
-    try:
-        return _run(args, settings.db_url)
-    except (MigrationError, CommandError, SQLAlchemyError, ValueError) as exc:
-        sys.stderr.write(f"digits db {args.action}: {exc}\n")
-        return 1
+def _gc(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from db import migrations
+    from db.gc import collect_garbage
+    from db.images import ImageStore
+
+    migrations.check_current(settings.db_url)
+    with migrations.open_database(settings.db_url, migrate=False) as factory:
+        report = collect_garbage(
+            factory,
+            images=ImageStore(settings.images_dir),
+            models_dir=settings.models_dir,
+            min_age_s=max(0.0, args.min_age_s),
+        )
+    sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+    return 0
 
 
 def _run(args: argparse.Namespace, url: str) -> int:

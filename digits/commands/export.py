@@ -48,13 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not target or (args.out and args.out_option and args.out != args.out_option):
         sys.stderr.write("digits export: give the output folder once (OUT or --out OUT)\n")
         return 2
-    salt = settings.export_salt
-    if not salt:
-        sys.stderr.write(
-            "digits export: DIGITS_EXPORT_SALT is not set; using a random salt, so writer "
-            "pseudonyms will differ from one export to the next\n"
-        )
-        salt = new_salt()
+    salt = settings.export_salt or new_salt()
     try:
         with db.open_database(settings.db_url) as factory, db.session_scope(factory) as session:
             dataset = collect(
@@ -77,6 +71,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ExportError as exc:
         sys.stderr.write(f"digits export: {exc}\n")
         return 2
+    if not settings.export_salt:  # said once the export is made, never above an error
+        sys.stderr.write(
+            "digits export: DIGITS_EXPORT_SALT is not set; a random salt was used, so writer "
+            "pseudonyms will differ from one export to the next\n"
+        )
     print(
         json.dumps(
             {

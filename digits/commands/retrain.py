@@ -50,6 +50,8 @@ def config_from(args: argparse.Namespace, settings: Settings):  # -> RetrainConf
         min_new_labels=pick(getattr(args, "min_new_labels", None), settings.retrain_min_new_labels),
         max_mnist_drop=settings.promote_max_mnist_drop,
         min_user_gain=settings.promote_min_user_gain,
+        min_gain_digits=settings.promote_min_gain_digits,
+        max_p_value=settings.promote_max_p_value,
         holdout_fraction=settings.retrain_holdout_fraction,
         epoch_size=pick(getattr(args, "epoch_size", None), settings.retrain_epoch_size),
         augment=not getattr(args, "no_augment", False),
@@ -78,6 +80,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         lock.release()
+
+
+def on_error(message: str) -> None:
+    """The dispatcher reported an error (a broken database, say): the summary still ends
+    stdout, so that whoever relays it (cron, the bot) always has one to parse."""
+    print(json.dumps({"status": "failed", "reason": message}))
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -150,7 +150,7 @@ def _reading_kwargs(telegram_id: int = 42, text: str = "123", **over: object) ->
         "height": 480,
         "model_version": "v1",
         "text": text,
-        "digits": _make_digits(text) if isinstance(text, str) else [],
+        "digits": _make_digits(text) if isinstance(text, str) and "digits" not in over else [],
         "elapsed_ms": 12.5,
     }
     kwargs.update(over)

@@ -226,3 +226,71 @@ def test_exception_inside_transaction_leaves_no_row(
         raise RuntimeError("the reply to Telegram failed")
     assert _counts(factory) == (0, 0)
     assert store.read(stored.sha256) == b"\xff\xd8\xffphoto"
+
+
+def test_gc_removes_what_killed_writers_left(
+    db_url: str, factory: sessionmaker[Session], tmp_path: Path, reading_kwargs
+) -> None:
+    """A writer killed between the image and the commit, one killed mid-write, a retrain
+    killed between its model file and the registry: the leftovers go, nothing else."""
+    from db import collect_garbage, register_model_version
+
+    root = tmp_path / "images"
+    assert _crash(db_url, root, "mid-write") == -signal.SIGKILL  # a .tmp file
+    assert _crash(db_url, root, "before-commit") == -signal.SIGKILL  # an orphan image
+    store = ImageStore(root)
+    kept = store.put(b"\xff\xd8\xffkept photo")
+    with session_scope(factory) as session:
+        record_reading(
+            session, **reading_kwargs(image_sha256=kept.sha256, image_path=str(kept.path))
+        )
+    models = tmp_path / "models"
+    models.mkdir()
+    registered, orphan = models / "ft-20260101-000000-r1.pt", models / "ft-20260101-000001-r2.pt"
+    registered.write_bytes(b"model")
+    orphan.write_bytes(b"model killed before its commit")
+    (models / ".ft-20260101-000002-r3.pt.abc123.tmp").write_bytes(b"half a model")
+    (models / "mine.pt").write_bytes(b"a file someone put here")  # not retrain's: kept
+    with session_scope(factory) as session:
+        register_model_version(
+            session,
+            version="v1",
+            path=str(registered),
+            sha256=DATA_SHA,
+            parent_version=None,
+            data_summary={},
+            metrics={},
+        )
+    # Everything is fresh: a live writer might be about to commit, so nothing goes.
+    assert collect_garbage(factory, images=store, models_dir=models).total == 0
+    report = collect_garbage(factory, images=store, models_dir=models, min_age_s=0)
+    assert report.to_dict() == {
+        "temp_images": 1,
+        "orphan_images": 1,
+        "orphan_models": 1,
+        "temp_models": 1,
+    }
+    assert list(store.iter_sha256()) == [kept.sha256] and not list(root.rglob("*.tmp"))
+    assert sorted(p.name for p in models.iterdir()) == ["ft-20260101-000000-r1.pt", "mine.pt"]
+    assert collect_garbage(factory, images=store, models_dir=models, min_age_s=0).total == 0
+
+
+def test_db_gc_command(db_url: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    import json
+
+    from digits.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path / "data"))
+    assert _crash(db_url, tmp_path / "data" / "images", "before-commit") == -signal.SIGKILL
+    (tmp_path / "data" / "models").mkdir(parents=True)
+    (tmp_path / "data" / "models" / "ft-x.pt").write_bytes(b"unregistered")
+    assert main(["db", "gc"]) == 0  # fresh leftovers stay (default: an hour old)
+    assert json.loads(capsys.readouterr().out)["orphan_images"] == 0
+    assert main(["db", "gc", "--min-age-s", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "temp_images": 0,
+        "orphan_images": 1,
+        "orphan_models": 1,
+        "temp_models": 0,
+    }

@@ -149,6 +149,19 @@ def test_bad_digit_is_refused_and_nothing_written(
         ({"now": datetime(2026, 1, 1)}, "naive"),
         ({"telegram_id": "42", "chat_id": 1}, "telegram_id"),
         ({"model_version": "x" * 65}, "longer than 64"),
+        # What drivers used to raise on (UnicodeEncodeError, OverflowError, DataError):
+        ({"text": "12\ud800", "digits": []}, "lone surrogate"),
+        ({"file_unique_id": "abc\udfff"}, r"file_unique_id .*lone surrogate"),
+        ({"image_path": "images/\udcff.jpg"}, r"image_path .*lone surrogate"),
+        ({"model_version": "v\ud83d"}, r"model_version .*lone surrogate"),
+        ({"text": "1\x002", "digits": []}, "NUL"),
+        ({"telegram_id": 2**63, "chat_id": 1}, "telegram_id must be a 64-bit integer"),
+        ({"telegram_id": -(2**63) - 1, "chat_id": 1}, "telegram_id must be a 64-bit integer"),
+        ({"chat_id": 2**64}, "chat_id must be a 64-bit integer"),
+        ({"message_id": 10**30}, "message_id must be a 64-bit integer"),
+        ({"width": 2**40}, "width must be a 32-bit integer"),
+        ({"height": 2**31}, "height must be a 32-bit integer"),
+        ({"width": 5_000_000}, "beyond any picture"),
     ],
 )
 def test_bad_reading_is_refused(
@@ -157,6 +170,34 @@ def test_bad_reading_is_refused(
     with pytest.raises(InvalidInput, match=message):
         record_reading(session, **reading_kwargs(**override))
     assert _count(session, Reading) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("box", (0, 0, 2**40, 5), "32-bit"),
+        ("box", (2**31, 0, 5, 5), "32-bit"),
+        ("line", 2**63, "32-bit"),
+        ("position", -(2**40), "32-bit"),
+    ],
+)
+def test_digit_numbers_beyond_their_columns_are_refused(
+    session: Session, reading_kwargs, make_digits, field: str, value, message: str
+) -> None:
+    import dataclasses
+
+    digit = dataclasses.replace(make_digits("1")[0], **{field: value})
+    with pytest.raises(InvalidInput, match=message):
+        record_reading(session, **reading_kwargs(digits=[digit]))
+    assert _count(session, Reading) == 0
+
+
+def test_extreme_but_valid_ids_are_stored(session: Session, reading_kwargs) -> None:
+    reading = record_reading(
+        session, **reading_kwargs(telegram_id=2**63 - 1, chat_id=-(2**63), digits=[])
+    )
+    assert get_reading(session, reading.id).chat_id == -(2**63)
+    assert get_user(session, 2**63 - 1) is not None
 
 
 def test_duplicate_positions_refused(session: Session, reading_kwargs, make_digits) -> None:

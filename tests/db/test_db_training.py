@@ -203,6 +203,14 @@ def test_model_version_errors(session: Session) -> None:
         _register(session, "v6", data_summary=[1, 2])
     with pytest.raises(InvalidInput, match="status"):
         _register(session, "v7", status="golden")
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        _register(session, "v8\udc80")
+    with pytest.raises(InvalidInput, match=r"model path .*lone surrogate"):
+        _register(session, "v9", path="models/\udcff.pt")
+    with pytest.raises(InvalidInput, match=r"notes .*lone surrogate"):
+        _register(session, "v10", notes="bad \ud800 note")
+    with pytest.raises(InvalidInput, match=r"metrics .*lone surrogate"):
+        _register(session, "v11", metrics={"note": "\ud800"})
     assert active_model_version(session) is None
     assert [m.version for m in list_model_versions(session)] == ["v1"]
 
@@ -283,3 +291,17 @@ def test_training_runs(session: Session) -> None:
         )
     with pytest.raises(InvalidInput, match="params"):
         start_training_run(session, "epochs=3")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match=r"error .*lone surrogate"):
+        finish_training_run(
+            session,
+            bad.id,
+            status="failed",
+            mnist_samples=0,
+            user_samples=0,
+            metrics=None,
+            error="cannot open /data/\udcff.png",
+        )
+    with pytest.raises(InvalidInput, match="32-bit"):
+        finish_training_run(
+            session, bad.id, status="failed", mnist_samples=2**40, user_samples=0, metrics=None
+        )

@@ -455,3 +455,24 @@ def test_small_digits_in_a_column_stay_apart(reader, clear_digits) -> None:
     small = render("1\n2", clear_digits, height=30, line_gap=1.5)
     img = np.minimum(big, np.roll(small, (150, 200), axis=(0, 1)))
     assert reader.read(img).text == "4567\n1\n2"
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 800), (800, 1), (20, 20000), (5, 4000), (4000, 5), (1, 100000), (2, 801)]
+)
+def test_thin_strips_read_empty_instead_of_crashing(reader, shape) -> None:
+    """A strip thinner than a pixel once shrunk to the working size used to make OpenCV
+    assert (`inv_scale_x > 0`); nothing legible is in it, so the reading is empty."""
+    grey = np.full(shape, 128, np.uint8)
+    grey[:, ::7] = 0
+    reading = reader.read(grey)
+    assert reading.text == ""
+    assert reader.read(np.dstack([grey] * 3)).text == ""
+    picture = annotate(grey, reading)  # drawn too, at least a pixel across
+    assert min(picture.shape[:2]) >= 1 and encode_jpeg(picture)[:3] == b"\xff\xd8\xff"
+
+
+def test_thin_strip_keeps_the_reader_usable(reader, clear_digits) -> None:
+    """After a thin strip, the next image of the same command still reads."""
+    reader.read(np.full((1, 800), 128, np.uint8))
+    assert reader.read(render("42", clear_digits)).text == "42"

@@ -30,7 +30,7 @@ def downscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     OpenCV's area resize is fast only for integer factors; exact halvings come first, then
     one area resize from an image less than twice the target.
     """
-    w, h = size
+    w, h = max(1, size[0]), max(1, size[1])  # a thin strip must not round to 0 pixels
     while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h and min(image.shape[:2]) >= 4:
         H, W = image.shape[:2]
         even = image[: H - H % 2, : W - W % 2]
@@ -59,7 +59,7 @@ def _probe_writing(image: np.ndarray) -> tuple[float, float]:
     f = min(1.0, PROBE_SIDE / max(h, w))
     small = image
     if f < 1.0:
-        small = downscale(image, (round(w * f), round(h * f)))
+        small = downscale(image, (max(1, round(w * f)), max(1, round(h * f))))
     layers = ink_and_mask(small, 0.0)
     if layers.digit_h <= 0:
         return 0.0, 0.0
