@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "read": ("vision.cli", "read handwritten numbers in photos, scans and PDFs"),
     "samples": ("training.synth", "regenerate the synthetic sample photos in samples/"),
     "bench read": ("training.bench_read", "reader accuracy and latency: synthetic + real photos"),
+    "bench latency": (
+        "training.bench_latency",
+        "reader p50/p95 on the dev photos, idle and beside a busy core",
+    ),
     "bench classify": ("training.bench_classify", "classification throughput (digits/s)"),
     "bench train": ("training.bench_train", "seconds until 99.0 % MNIST test accuracy"),
     "retrain": ("training.cli_retrain", "fine-tune on MNIST + users' digits, promote if better"),

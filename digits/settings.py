@@ -84,8 +84,9 @@ class Settings:
     # Updates handled at once (photos in flight); the reading itself uses vision_workers.
     bot_concurrent_updates: int = 32
     vision_workers: int = 0  # 0: one per CPU core
-    # PyTorch threads per reading. Readings run in parallel on vision_workers threads;
-    # several intra-op threads per tiny batch only fight over the same cores.
+    # PyTorch intra-op threads per reading (digits read, the bot; 0: PyTorch's default of
+    # one per core). Readings run in parallel on vision_workers; several threads per tiny
+    # batch only fight over the same cores and wait for any core a neighbour holds.
     torch_threads: int = 1
     # Read in worker processes instead of threads (no GIL contention with the bot).
     vision_processes: bool = False

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from vision.reader import DigitReader
 
     model = args.model or getattr(settings, "model_path", None)
-    reader = DigitReader.load(model)
+    reader = DigitReader.load(model, threads=getattr(settings, "torch_threads", 1))
     if args.annotate:
         args.annotate.mkdir(parents=True, exist_ok=True)
     status = 0
