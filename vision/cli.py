@@ -15,6 +15,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated images")
     parser.add_argument("--model", type=Path, help="checkpoint (default: settings or shipped)")
     parser.add_argument("--all-pages", action="store_true", help="read every PDF/TIFF page")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="batch mode: read on N processes (default: one per core), JSON lines in input "
+        "order, a progress bar on stderr; also for folders and --skip-done",
+    )
+    parser.add_argument(
+        "--skip-done",
+        type=Path,
+        metavar="OUT.jsonl",
+        help="batch mode: append the results to OUT.jsonl, skipping files it already holds",
+    )
 
 
 def _record(name: str, reading: Any) -> dict[str, Any]:
@@ -41,6 +54,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from vision.reader import DigitReader
 
     model = args.model or getattr(settings, "model_path", None)
+    if args.jobs is not None or args.skip_done or any(p.is_dir() for p in args.images):
+        from vision.batch import read_batch
+
+        return read_batch(args, model, getattr(settings, "torch_threads", 1))
     reader = DigitReader.load(model, threads=getattr(settings, "torch_threads", 1))
     if args.annotate:
         args.annotate.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,8 @@ DEVSETS = Path(os.environ.get("DIGITS_DEVSETS_DIR") or Path(__file__).parents[3]
 
 
 def test_bench_latency_rows_for_each_reader_and_set(capsys) -> None:
-    code = main(
-        ["bench", "latency", "--devsets-dir", str(DEVSETS), "--limit", "3", "--threads", "1"]
-        + ["--json"]
-    )
+    args = ["--devsets-dir", str(DEVSETS), "--limit", "3", "--threads", "1", "--json"]
+    code = main(["bench", "latency", *args])
     assert code == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {(r["reader"].split(" ")[0], r["set"]) for r in rows} == {
