@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.bench_loop",
         "simulated users correct the bot, then retrain: before/after",
     ),
+    "bench bot": (
+        "benchmarks.bot_load",
+        "50 users x 10 photos through a fake Bot API: photos/s, latency, losses",
+    ),
     "db": ("db.cli", "database schema: upgrade | current | check | url | downgrade"),
     "bot": ("bot.cli", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
     "bench db": ("db.bench", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),

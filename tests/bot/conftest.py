@@ -17,8 +17,9 @@ from digits.settings import Settings
 sys.path.insert(0, str(Path(__file__).parent))
 
 from botkit import ADMIN, FAKE_DIGITS
-from fake_telegram import FakeTelegram
-from images import mnist_dir
+
+from benchmarks.fake_telegram import FakeTelegram
+from benchmarks.images import mnist_dir
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from botkit import ADMIN, ALICE, FAKE_DIGITS, with_
-from fake_telegram import FakeTelegram
-from images import number_image
 from telegram.ext import CallbackContext
 
 import db
+from benchmarks.fake_telegram import FakeTelegram
+from benchmarks.images import number_image
 from bot import handlers, texts
 from bot.app import RESOURCES, _reload_on_sighup, parse_retrain_time
 from bot.jobs import CommandRunner, describe_summary, last_json_line, settings_env
