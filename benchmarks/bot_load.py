@@ -12,7 +12,8 @@ and every confirmation/correction must be stored ("lost" counts what is not).
 
 ``--variant K=V,K=V`` (repeatable) runs the whole benchmark once per set of settings, one
 after the other in this command, to compare them side by side; ``--bot-root DIR`` runs
-another checkout's bot (old code against new).
+another checkout's bot (old code against new), and so does ``BOT_ROOT=DIR`` in a variant
+(``--variant BOT_ROOT=/tmp/old --variant ''``: the old bot, then this one).
 """
 
 from __future__ import annotations
@@ -93,9 +94,9 @@ async def user_session(
             outcome.corrected.append((reading_id, truth, ack.text.startswith("✏️")))
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by a process and all its descendants
-    (the bot and its vision worker processes)."""
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by a process, and by it with all its
+    descendants (the bot alone, and with its vision worker processes)."""
     parents: dict[int, int] = {}
     cpu: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -114,7 +115,7 @@ def tree_cpu(pid: int) -> float:
         grown = {p for p, parent in parents.items() if parent in family} | family
         grew = len(grown) > len(family)
         family = grown
-    return sum(cpu.get(p, 0.0) for p in family)
+    return cpu.get(pid, 0.0), sum(cpu.get(p, 0.0) for p in family)
 
 
 def check_database(url: str, outcome: Outcome) -> tuple[int, int]:
@@ -172,6 +173,7 @@ class Result:
     lost_confirm: int
     lost_correct: int
     bot_cpu: float
+    main_cpu: float  # the bot's own process (without its worker processes)
     harness_cpu: float
     data_dir: Path
 
@@ -196,7 +198,8 @@ class Result:
             f"  read right       {sum(o.read)}/{len(o.read)}; no digits found {len(o.no_reading)}",
             f"  CPU              bot and its workers {self.bot_cpu:.1f} s "
             f"({1000 * self.bot_cpu / self.photos:.0f} ms per photo with its answers, "
-            f"{self.bot_cpu / self.elapsed:.2f} cores); fake Telegram + users "
+            f"{self.bot_cpu / self.elapsed:.2f} cores; its main process "
+            f"{1000 * self.main_cpu / self.photos:.0f} ms per photo); fake Telegram + users "
             f"{self.harness_cpu:.1f} s",
         ]
 
@@ -210,7 +213,9 @@ async def run_variant(
 ) -> Result | None:
     from benchmarks.fake_telegram import FakeTelegram, FakeUser
 
-    root = Path(args.bot_root).resolve() if args.bot_root else ROOT
+    extra_env = dict(extra_env)
+    chosen = extra_env.pop("BOT_ROOT", None) or args.bot_root
+    root = Path(chosen).resolve() if chosen else ROOT
     async with FakeTelegram() as fake:
         data_dir = Path(tempfile.mkdtemp(prefix="digits-bench-bot-"))
         env = {
@@ -268,7 +273,9 @@ async def run_variant(
                 )
             )
             elapsed = time.perf_counter() - started
-            bot_cpu = tree_cpu(bot.pid) - bot_before
+            bot_after = tree_cpu(bot.pid)
+            main_cpu = bot_after[0] - bot_before[0]
+            bot_cpu = bot_after[1] - bot_before[1]
             harness_cpu = _own_cpu() - own_before
         finally:
             if bot.returncode is None:
@@ -288,6 +295,7 @@ async def run_variant(
         lost_confirm,
         lost_correct,
         bot_cpu,
+        main_cpu,
         harness_cpu,
         data_dir,
     )
@@ -305,7 +313,7 @@ def _variant(raw: str) -> tuple[str, dict[str, str]]:
         if not sep or not key:
             raise argparse.ArgumentTypeError(f"a variant is K=V[,K=V...], got {raw!r}")
         env[key.strip()] = value.strip()
-    return raw, env
+    return raw or "as configured", env
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import importlib.util
 import logging
 import signal
@@ -29,7 +30,7 @@ import db
 from bot import handlers, texts
 from bot.handlers import BotResources
 from bot.jobs import DIGITS, CommandRunner, settings_env
-from bot.models import ModelManager
+from bot.models import ModelManager, load_reader
 from bot.ratelimit import RateLimiter
 from bot.vision_pool import VisionPool, limit_torch_threads
 from digits.settings import Settings, SettingsError
@@ -137,7 +138,12 @@ async def _post_init(
     await asyncio.to_thread(db.upgrade, url)
     engine = await asyncio.to_thread(db.make_engine, url)
     sessions = db.make_session_factory(engine)
-    models = ModelManager(sessions, default_path=settings.model_path, data_dir=settings.data_dir)
+    models = ModelManager(
+        sessions,
+        default_path=settings.model_path,
+        data_dir=settings.data_dir,
+        loader=functools.partial(load_reader, threads=settings.torch_threads),
+    )
     await asyncio.to_thread(limit_torch_threads, settings.torch_threads)
     await models.refresh()
     workers = settings.vision_workers
@@ -154,7 +160,9 @@ async def _post_init(
         export=CommandRunner(export_argv or (*DIGITS, "export"), "export", env=env),
     )
     app.bot_data[RESOURCES] = resources
-    await resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE)
+    # Worker processes start and load the model while the bot already polls: a photo
+    # that comes first waits for them, nobody waits for the bot to start.
+    handlers.spawn(resources, resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE))
     await _register_commands(app, settings)
     jobs = app.job_queue
     if jobs is not None:

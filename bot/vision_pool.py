@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import service
-from bot.models import LoadedModel, shipped_segmenter
+from bot.models import LoadedModel, load_reader
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,12 @@ def limit_torch_threads(torch_threads: int) -> None:
         torch.set_num_threads(torch_threads)
 
 
-def _read_in_process(file: str | None, key: str, data: bytes, max_pages: int) -> list[service.Page]:
+def _read_in_process(
+    file: str | None, key: str, data: bytes, max_pages: int, threads: int
+) -> list[service.Page]:
     reader = _readers.get(key)
     if reader is None:
-        from vision.reader import DigitReader
-
-        reader = DigitReader.load(Path(file) if file else None, segmenter=shipped_segmenter())
+        reader = load_reader(Path(file) if file else None, threads)
         _readers[key] = reader
         while len(_readers) > 2:
             _readers.popitem(last=False)
@@ -54,6 +54,7 @@ class VisionPool:
     def __init__(self, workers: int = 0, torch_threads: int = 1, processes: bool = False):
         self.workers = workers or os.cpu_count() or 2
         self.processes = processes
+        self.torch_threads = torch_threads
         self._executor: Executor
         if processes:
             context = multiprocessing.get_context("forkserver")
@@ -80,7 +81,7 @@ class VisionPool:
             )
         file = str(model.file) if model.file else None
         return await loop.run_in_executor(
-            self._executor, _read_in_process, file, model.key, data, max_pages
+            self._executor, _read_in_process, file, model.key, data, max_pages, self.torch_threads
         )
 
     async def warm_up(self, model: LoadedModel, sample: bytes) -> None:

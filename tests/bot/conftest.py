@@ -39,6 +39,8 @@ def settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
         mnist_dir=mnist_dir(),
         retrain_enabled=False,
         model_check_interval_s=0,
+        # Threads: a bot up in milliseconds (the processes have their own test).
+        vision_processes=False,
     )
 
 
