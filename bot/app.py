@@ -32,7 +32,7 @@ from bot.handlers import BotResources
 from bot.jobs import DIGITS, CommandRunner, settings_env
 from bot.models import ModelManager, load_reader
 from bot.ratelimit import RateLimiter
-from bot.vision_pool import VisionPool, limit_torch_threads
+from bot.vision_pool import VisionPool, limit_threads
 from digits.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ async def _post_init(
         data_dir=settings.data_dir,
         loader=functools.partial(load_reader, threads=settings.torch_threads),
     )
-    await asyncio.to_thread(limit_torch_threads, settings.torch_threads)
+    await asyncio.to_thread(limit_threads, settings.torch_threads)
     await models.refresh()
     workers = settings.vision_workers
     env = settings_env(settings)
