@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import logging
 import signal
@@ -28,10 +29,10 @@ import db
 from bot import handlers, texts
 from bot.config import BotConfig
 from bot.handlers import BotResources
-from serving.model_swap import ModelManager
+from serving.model_swap import ModelManager, load_reader
 from serving.ratelimit import RateLimiter
 from serving.subprocesses import DIGITS, CommandRunner
-from serving.vision_pool import VisionPool, limit_torch_threads
+from serving.vision_pool import VisionPool, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,13 @@ async def _post_init(
     await asyncio.to_thread(db.upgrade, url)
     engine = await asyncio.to_thread(db.make_engine, url)
     sessions = db.make_session_factory(engine)
-    models = ModelManager(sessions, default_path=config.model_path, data_dir=config.data_dir)
-    await asyncio.to_thread(limit_torch_threads, config.torch_threads)
+    models = ModelManager(
+        sessions,
+        default_path=config.model_path,
+        data_dir=config.data_dir,
+        loader=functools.partial(load_reader, threads=config.torch_threads),
+    )
+    await asyncio.to_thread(limit_threads, config.torch_threads)
     await models.refresh()
     workers = config.vision_workers
     env = dict(config.subprocess_env)
@@ -139,7 +145,9 @@ async def _post_init(
         export=CommandRunner(export_argv or (*DIGITS, "export"), "export", env=env),
     )
     app.bot_data[RESOURCES] = resources
-    await resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE)
+    # Worker processes start and load the model while the bot already polls: a photo
+    # that comes first waits for them, nobody waits for the bot to start.
+    handlers.spawn(resources, resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE))
     await _register_commands(app, config)
     jobs = app.job_queue
     if jobs is not None:

@@ -150,7 +150,7 @@ async def modelinfo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-def _spawn(r: BotResources, coro: Any) -> asyncio.Task[Any]:
+def spawn(r: BotResources, coro: Any) -> asyncio.Task[Any]:
     """A background task that is kept referenced and whose errors are logged."""
     task = asyncio.create_task(coro)
     r.background.add(task)
@@ -217,7 +217,7 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not is_admin(update, context):
         await _reply(message, texts.ADMIN_ONLY)
         return
-    _spawn(res(context), run_retrain(context, requested_by=message.chat_id, scheduled=False))
+    spawn(res(context), run_retrain(context, requested_by=message.chat_id, scheduled=False))
 
 
 async def scheduled_retrain(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -248,7 +248,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not is_admin(update, context):
         await _reply(message, texts.ADMIN_ONLY)
         return
-    _spawn(res(context), _export(context, message))
+    spawn(res(context), _export(context, message))
 
 
 async def _export(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:

@@ -30,9 +30,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export the collected handwriting as a dataset"),
     "db": ("db", "database schema: upgrade | current | check | url | downgrade | gc"),
     "bench read": ("bench_read", "reader accuracy and latency: synthetic + real photos"),
+    "bench latency": (
+        "bench_latency",
+        "reader p50/p95 on the dev photos, idle and beside a busy core",
+    ),
     "bench classify": ("bench_classify", "classification throughput (digits/s)"),
     "bench train": ("bench_train", "seconds until 99.0 % MNIST test accuracy"),
     "bench loop": ("bench_loop", "simulated users correct the bot, then retrain: before/after"),
+    "bench bot": ("bench_bot", "50 users x 10 photos through a fake Bot API: photos/s, losses"),
     "bench web": ("bench_web", "16 concurrent clients POST photos to `digits web`"),
     "bench db": ("bench_db", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
 }

@@ -109,10 +109,19 @@ class Settings(BaseSettings):
     vision_workers: int = _setting(
         0, "DIGITS_VISION_WORKERS", "parallel readings (0: one per CPU core)"
     )
-    # Several intra-op threads per tiny batch only fight over the same cores.
-    torch_threads: int = _setting(1, "DIGITS_TORCH_THREADS", "PyTorch threads per reading")
+    # Readings run in parallel on vision_workers; several intra-op threads per tiny batch
+    # only fight over the same cores and wait for any core a neighbour holds.
+    torch_threads: int = _setting(
+        1,
+        "DIGITS_TORCH_THREADS",
+        "PyTorch threads per reading (`digits read`, the bot; 0: PyTorch's default)",
+    )
+    # In processes the reader's Python work does not compete with the event loop for the
+    # GIL, and both cores read.
     vision_processes: bool = _setting(
-        False, "DIGITS_VISION_PROCESSES", "read in worker processes instead of threads"
+        True,
+        "DIGITS_VISION_PROCESSES",
+        "the bot reads in worker processes (`false`: threads of the bot's process)",
     )
     # Learning loop
     retrain_time: str = _setting(

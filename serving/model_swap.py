@@ -46,23 +46,25 @@ class LoadedModel:
 
 
 @functools.cache
-def shipped_segmenter() -> Any:
+def shipped_segmenter(threads: int = 1) -> Any:
     """The fixed model that scores shapes while cutting (vision.DigitClassifier).
 
     Every classifier the bot activates reads with the same segmenter, so one copy per
-    process serves them all (classify is thread-safe).
+    process serves them all (classify is thread-safe). `threads`: PyTorch threads per
+    call (DIGITS_TORCH_THREADS).
     """
     from vision.classifier import SEGMENTER_MODEL_PATH, DigitClassifier
 
-    return DigitClassifier.load(SEGMENTER_MODEL_PATH)
+    return DigitClassifier.load(SEGMENTER_MODEL_PATH, threads=threads)
 
 
-def _load_reader(path: Path | None) -> Any:
+def load_reader(path: Path | None, threads: int = 1) -> Any:
+    """A reader of the checkpoint at `path` (None: shipped) with the shared segmenter."""
     from vision.classifier import DigitClassifier
     from vision.reader import DigitReader
 
-    classifier = DigitClassifier.load(path)
-    return DigitReader.load(model=classifier, segmenter=shipped_segmenter())
+    classifier = DigitClassifier.load(path, threads=threads)
+    return DigitReader.load(model=classifier, segmenter=shipped_segmenter(threads))
 
 
 def _reader_sha(reader: Any) -> str:
@@ -82,7 +84,7 @@ class ModelManager:
         *,
         default_path: Path | None = None,
         data_dir: Path | None = None,
-        loader: Callable[[Path | None], Any] = _load_reader,
+        loader: Callable[[Path | None], Any] = load_reader,
     ) -> None:
         self._session_factory = session_factory
         self._default_path = default_path

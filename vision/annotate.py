@@ -10,7 +10,7 @@ from vision.reader import Reading
 # BGR colours: confident digits in green, doubtful ones in orange-red.
 OK_COLOUR = (40, 170, 40)
 LOW_COLOUR = (0, 90, 255)
-MAX_SIDE = 1600  # phones show nothing more; keeps the upload small
+MAX_SIDE = 1280  # Telegram shows a photo at most this size: more is only upload and encoding
 
 
 def annotate(image: np.ndarray, reading: Reading, *, max_side: int = MAX_SIDE) -> np.ndarray:

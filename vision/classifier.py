@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import logging
 import math
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,74 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.pt"
 # knows two touching digits as "not one digit", and stays fixed while the reading model
 # is fine-tuned (see DigitReader).
 SEGMENTER_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("segmenter.pt")
+# PyTorch intra-op threads for one batch of at most SMALL_BATCH digits (a photo's crops).
+# Such a batch takes a few milliseconds: more threads buy nothing, and each extra one
+# spins at barriers for a core that a neighbouring process may hold (p95 53 -> 324 ms
+# with one busy loop on a 2-core machine). Larger batches (an evaluation's thousands)
+# run on the caller's setting.
+DEFAULT_THREADS = 1
+SMALL_BATCH = 256
+
+
+@functools.cache
+def _openmp_setters() -> tuple[Callable[[int], Any], Callable[[int], int] | None] | None:
+    """`omp_set_num_threads` and MKL's `mkl_set_num_threads_local` of PyTorch's runtime,
+    or None where PyTorch's threads are not OpenMP's (then classifiers leave them alone).
+
+    Both set the calling OS thread's count only. `torch.set_num_threads` would also
+    write the process default that threads copy on their first PyTorch call: a thread
+    starting while a reader is inside its block would take the reader's count for good.
+    """
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        log.info("PyTorch's parallel backend is not OpenMP: intra-op threads left as set")
+        return None
+    try:
+        process = ctypes.CDLL(None)  # PyTorch loads its OpenMP runtime (and MKL) globally
+        omp_set = process.omp_set_num_threads
+    except (OSError, AttributeError):
+        log.info("PyTorch's OpenMP runtime is not reachable: intra-op threads left as set")
+        return None
+    omp_set.argtypes, omp_set.restype = [ctypes.c_int], None
+    mkl_local = getattr(process, "mkl_set_num_threads_local", None)
+    if mkl_local is not None:
+        mkl_local.argtypes, mkl_local.restype = [ctypes.c_int], ctypes.c_int
+    # Another library's OpenMP runtime may have answered instead of PyTorch's: check.
+    before = torch.get_num_threads()
+    omp_set(before + 1)
+    reached = torch.get_num_threads() == before + 1
+    omp_set(before)
+    if not reached:
+        log.info("another OpenMP runtime answered: intra-op threads left as set")
+        return None
+    return omp_set, mkl_local
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    """Run the block on `threads` PyTorch intra-op threads in this OS thread, then restore.
+
+    OpenMP keeps the count per OS thread, so readers in other threads keep theirs and
+    the caller's `torch.get_num_threads()` is the same afterwards (the first call in a
+    thread copies the process default, which this never changes). About a microsecond.
+    `threads <= 0` leaves everything as it is.
+    """
+    setters = _openmp_setters() if threads > 0 else None
+    if setters is None:
+        yield
+        return
+    before = torch.get_num_threads()  # also settles this thread's copy of the default
+    if before == threads:
+        yield
+        return
+    omp_set, mkl_local = setters
+    omp_set(threads)
+    mkl_before = mkl_local(threads) if mkl_local is not None else None
+    try:
+        yield
+    finally:
+        omp_set(before)
+        if mkl_local is not None and mkl_before is not None:
+            mkl_local(mkl_before)
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -62,14 +134,25 @@ class DigitClassifier:
     # For a model with a "not one digit" class: how much of that class's evidence counts
     # (a prior: touching pairs are far rarer on a page than in the segmenter's training).
     multi_weight: float = 1.0
-    # On CPU, parallel calls would only fight over the same cores: serialise them.
+    # PyTorch intra-op threads for a batch of at most SMALL_BATCH digits (0: the caller's
+    # setting); see DEFAULT_THREADS.
+    threads: int = DEFAULT_THREADS
+    # Calls on several threads each would only fight over the same cores: serialise them
+    # (calls on one thread each run in parallel, a core each).
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(
-        cls, path: Path | str | None = None, *, device: str | torch.device | None = None
+        cls,
+        path: Path | str | None = None,
+        *,
+        device: str | torch.device | None = None,
+        threads: int = DEFAULT_THREADS,
     ) -> DigitClassifier:
-        """Load a checkpoint (the shipped default model when `path` is None)."""
+        """Load a checkpoint (the shipped default model when `path` is None).
+
+        `threads`: PyTorch intra-op threads for small batches (0: the caller's setting).
+        """
         path = Path(path) if path is not None else DEFAULT_MODEL_PATH
         body = load_checkpoint(path)
         version = int(body["preprocessing"])
@@ -95,6 +178,7 @@ class DigitClassifier:
             sha256=file_sha256(path),
             info={k: v for k, v in body.items() if k != "state_dict"},
             multi_weight=float(body.get("multi_weight", 1.0)),
+            threads=threads,
         )
 
     @classmethod
@@ -107,6 +191,7 @@ class DigitClassifier:
         sha256: str = "",
         info: dict[str, Any] | None = None,
         multi_weight: float = 1.0,
+        threads: int = DEFAULT_THREADS,
     ) -> DigitClassifier:
         """Wrap an in-memory network (training evaluates candidates this way)."""
         dev = pick_device(str(device) if device is not None else None)
@@ -124,6 +209,7 @@ class DigitClassifier:
             sha256=sha256,
             info=info or {},
             multi_weight=multi_weight,
+            threads=threads,
         )
 
     @property
@@ -147,7 +233,10 @@ class DigitClassifier:
         if len(images) == 0:
             return np.zeros((0, 10), np.float32)
         out = np.empty((len(images), 10), np.float32)
-        with self._lock, torch.inference_mode():
+        small = self.device.type == "cpu" and len(images) <= SMALL_BATCH and self.threads > 0
+        threads = self.threads if small else 0
+        lock = self._lock if threads != 1 else contextlib.nullcontext()
+        with lock, intra_op_threads(threads), torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 # A small copy: inputs may be read-only views (torch warns on those).
                 chunk = torch.from_numpy(np.array(images[start : start + self.batch_size]))

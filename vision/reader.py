@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vision.classifier import SEGMENTER_MODEL_PATH, DigitClassifier
+from vision.classifier import DEFAULT_THREADS, SEGMENTER_MODEL_PATH, DigitClassifier
 from vision.decode import MAX_BYTES, MAX_PAGES, MAX_PIXELS, decode_for_reading, iter_pages
 from vision.segment import (
     MAX_SIDE,
@@ -124,20 +124,24 @@ class DigitReader:
         confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
         segmenter: str | Path | DigitClassifier | None = SEGMENTER_MODEL_PATH,
         max_bytes: int = MAX_BYTES,
+        threads: int = DEFAULT_THREADS,
     ) -> DigitReader:
         """The shipped models by default; a checkpoint path or a loaded classifier otherwise.
 
         `segmenter=None` lets the classifier score the shapes while cutting as well.
+        `threads`: PyTorch intra-op threads per classifier call on a photo's crops (one by
+        default: steady latency beside busy neighbours; 0: the caller's setting). It
+        applies to the models loaded here; a loaded classifier keeps its own.
         """
         clf = (
             model
             if isinstance(model, DigitClassifier)
-            else DigitClassifier.load(model, device=device)
+            else DigitClassifier.load(model, device=device, threads=threads)
         )
         seg = (
             segmenter
             if segmenter is None or isinstance(segmenter, DigitClassifier)
-            else DigitClassifier.load(segmenter, device=device)
+            else DigitClassifier.load(segmenter, device=device, threads=threads)
         )
         return cls(
             clf, confidence_threshold=confidence_threshold, segmenter=seg, max_bytes=max_bytes

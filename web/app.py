@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import mimetypes
@@ -27,10 +28,10 @@ from starlette.exceptions import HTTPException
 
 import db
 from serving import service
-from serving.model_swap import ModelManager
+from serving.model_swap import ModelManager, load_reader
 from serving.ratelimit import RateLimiter
 from serving.subprocesses import CommandRunner
-from serving.vision_pool import VisionPool, limit_torch_threads
+from serving.vision_pool import VisionPool, limit_threads
 from web.auth import AdminSessions, BrowserIdentity, user_key
 from web.config import WebConfig
 from web.guard import Guard
@@ -198,8 +199,13 @@ def create_app(config: WebConfig) -> FastAPI:
         await asyncio.to_thread(db.upgrade, url)
         engine = await asyncio.to_thread(db.make_engine, url)
         sessions = db.make_session_factory(engine)
-        models = ModelManager(sessions, default_path=config.model_path, data_dir=config.data_dir)
-        await asyncio.to_thread(limit_torch_threads, config.torch_threads)
+        models = ModelManager(
+            sessions,
+            default_path=config.model_path,
+            data_dir=config.data_dir,
+            loader=functools.partial(load_reader, threads=config.torch_threads),
+        )
+        await asyncio.to_thread(limit_threads, config.torch_threads)
         await models.refresh()
         env = dict(config.subprocess_env)
         resources = Resources(

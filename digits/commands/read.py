@@ -18,9 +18,22 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated images")
     parser.add_argument("--model", type=Path, help="checkpoint (default: settings or shipped)")
     parser.add_argument("--all-pages", action="store_true", help="read every PDF/TIFF page")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="batch mode: read on N processes (default: one per core), JSON lines in input "
+        "order, a progress bar on stderr; also for folders and --skip-done",
+    )
+    parser.add_argument(
+        "--skip-done",
+        type=Path,
+        metavar="OUT.jsonl",
+        help="batch mode: append the results to OUT.jsonl, skipping files it already holds",
+    )
 
 
-def _record(name: str, reading: Any) -> dict[str, Any]:
+def record(name: str, reading: Any) -> dict[str, Any]:
     return {
         "file": name,
         "text": reading.text,
@@ -44,9 +57,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from vision.reader import DigitReader
     from vision.segment import MAX_SIDE
 
-    model = args.model or getattr(settings, "model_path", None)
+    model = args.model or settings.model_path
     max_bytes = settings.max_upload_bytes
-    reader = DigitReader.load(model, max_bytes=max_bytes)
+    if args.jobs is not None or args.skip_done or any(p.is_dir() for p in args.images):
+        from digits.commands.read_batch import read_batch
+
+        return read_batch(args, model, settings.torch_threads, max_bytes)
+    reader = DigitReader.load(model, max_bytes=max_bytes, threads=settings.torch_threads)
     if args.annotate:
         _prepare_folder(args.annotate)
     status = 0
@@ -66,7 +83,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             for reading, page, multi in pages:
                 name = str(path) if not multi else f"{path}#{reading.page + 1}"
                 if args.json:
-                    print(json.dumps(_record(name, reading), ensure_ascii=False))
+                    print(json.dumps(record(name, reading), ensure_ascii=False))
                 else:
                     print(f"{name}\t{reading.text.replace(chr(10), ' / ')}")
                 if args.annotate and page is not None:

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fake_telegram import FakeUser
-
+from benchmarks.fake_telegram import FakeUser
 from digits.settings import Settings
 
 ADMIN = FakeUser(900001, "Admin")

@@ -18,8 +18,12 @@ from digits.settings import Settings
 sys.path.insert(0, str(Path(__file__).parent))
 
 from botkit import ADMIN, FAKE_DIGITS
-from fake_telegram import FakeTelegram
-from images import mnist_dir
+
+from benchmarks import images
+from benchmarks.fake_telegram import FakeTelegram
+from tests.datadirs import mnist_dir
+
+images.use_mnist(mnist_dir())
 
 
 @pytest.fixture
@@ -39,6 +43,8 @@ def settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
         mnist_dir=mnist_dir(),
         retrain_enabled=False,
         model_check_interval_s=0,
+        # Threads: a bot up in milliseconds (the processes have their own test).
+        vision_processes=False,
     )
 
 

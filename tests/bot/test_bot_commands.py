@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from botkit import ADMIN, ALICE, BOB, FAKE_DIGITS, with_
-from fake_telegram import FakeTelegram
-from images import number_image
 from sqlalchemy import select
 
 import db
+from benchmarks.fake_telegram import FakeTelegram
+from benchmarks.images import number_image
 from bot import texts
 from bot.app import RESOURCES
 from digits.settings import Settings

@@ -11,11 +11,11 @@ import time
 
 import pytest
 from botkit import with_
-from fake_telegram import FakeTelegram, FakeUser
-from images import mnist_dir
 
 import db
+from benchmarks.fake_telegram import FakeTelegram, FakeUser
 from bot import texts
+from tests.datadirs import mnist_dir
 from tests.vision import corpus
 
 MIME = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "image/bmp",
@@ -35,7 +35,7 @@ def cases() -> list[corpus.Case]:
 
 def _acceptable(case: corpus.Case) -> list[tuple[str, object]]:
     """("error", class name) or ("pages", [texts]) outcomes, as the bot reads this file:
-    one page for images, every page for PDF and TIFF (see serving.reading.read_image)."""
+    one page for images, every page for PDF and TIFF (see serving.service.read_image)."""
     multi = case.data[:4] in (b"II*\x00", b"MM\x00*") or b"%PDF-" in case.data[:1024]
     out: list[tuple[str, object]] = []
     for outcome in case.expected_document() if multi else case.read:

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from botkit import ADMIN, ALICE, FAKE_DIGITS, with_
-from fake_telegram import FakeTelegram
-from images import number_image
 from telegram.ext import CallbackContext
 
 import db
+from benchmarks.fake_telegram import FakeTelegram
+from benchmarks.images import number_image
 from bot import handlers, texts
 from bot.app import RESOURCES, _reload_on_sighup
 from digits.settings import Settings, SettingsError
@@ -285,3 +285,30 @@ async def test_vision_processes_read_and_follow_a_swap(
     assert "<pre>271" in (await fake.wait_for_reply(ALICE.id, timeout=60)).raw
     with sessions() as session:
         assert db.recent_readings(session, ALICE.id)[0].model_version == version
+
+
+async def test_the_bot_answers_before_its_worker_processes_are_warm(
+    fake: FakeTelegram, settings: Settings, start_bot: Any, monkeypatch: Any
+) -> None:
+    """Processes are the default; their warm-up runs beside polling, not before it."""
+    from serving.vision_pool import VisionPool
+
+    assert Settings().vision_processes is True
+    assert Settings.from_env(dotenv=False).vision_processes is True
+    release = asyncio.Event()
+    warmed: list[bool] = []
+    original = VisionPool.warm_up
+
+    async def slow_warm_up(self: VisionPool, model: Any, sample: bytes) -> None:
+        await release.wait()  # the workers "load" until the test says so
+        await original(self, model, sample)
+        warmed.append(True)
+
+    monkeypatch.setattr(VisionPool, "warm_up", slow_warm_up)
+    await start_bot(with_(settings, vision_processes=True, vision_workers=1))
+    await fake.send_text_from(ALICE, "/start")
+    assert "I read handwritten numbers" in (await fake.wait_for_reply(ALICE.id)).text
+    assert warmed == []
+    release.set()
+    await fake.send_photo_from(ALICE, number_image("58", seed=43))
+    assert "<pre>58" in (await fake.wait_for_reply(ALICE.id, timeout=60)).raw

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from botkit import ALICE, BOB
-from fake_telegram import FakeTelegram
-from images import number_image
 from sqlalchemy import select
 
 import db
+from benchmarks.fake_telegram import FakeTelegram
+from benchmarks.images import number_image
 from bot import texts
 
 
@@ -117,7 +117,7 @@ async def test_text_without_pending_reading_gets_a_hint(fake: FakeTelegram, bot:
 async def test_no_digits_explains_how_to_photograph(
     fake: FakeTelegram, bot: Any, sessions: Any
 ) -> None:
-    from images import blank_image
+    from benchmarks.images import blank_image
 
     await fake.send_photo_from(ALICE, blank_image(".jpg"))
     reply = await fake.wait_for_reply(ALICE.id)

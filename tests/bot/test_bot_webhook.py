@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from botkit import ALICE, with_
-from fake_telegram import FakeTelegram
-from images import number_image
 
 import db
+from benchmarks.fake_telegram import FakeTelegram
+from benchmarks.images import number_image
 from bot import texts
 from bot.app import build_application, webhook_options
 from digits.commands.bot import bot_config

@@ -120,10 +120,14 @@ class FakeTelegram:
         self._changed = asyncio.Condition()
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.sent: list[Sent] = []
-        self._cursor: dict[int, int] = defaultdict(int)  # per chat: next sent index to hand out
+        # Per chat: what the bot sent there, and the next of those to hand out (a wait is
+        # then one look, not a scan of everything sent: 50 users wait at once in benchmarks).
+        self._sent_to: dict[int, list[Sent]] = defaultdict(list)
+        self._cursor: dict[int, int] = defaultdict(int)
         self.edits: list[tuple[str, dict[str, Any]]] = []
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[str, str, bytes]] = {}  # file_id -> (unique, path, bytes)
+        self._by_path: dict[str, bytes] = {}
         self.commands: list[dict[str, Any]] = []  # the default scope's
         self.commands_by_scope: dict[str, list[dict[str, Any]]] = {}
         self.webhook: dict[str, Any] | None = None
@@ -172,7 +176,9 @@ class FakeTelegram:
         """Make ``data`` downloadable; returns (file_id, file_unique_id)."""
         n = next(self._file_ids)
         file_id, unique = f"FILE{n:06d}-{len(data)}", f"U{n:06d}"
-        self.files[file_id] = (unique, f"documents/file_{n}.{suffix}", bytes(data))
+        path = f"documents/file_{n}.{suffix}"
+        self.files[file_id] = (unique, path, bytes(data))
+        self._by_path[path] = self.files[file_id][2]
         return file_id, unique
 
     async def _push(self, update: dict[str, Any]) -> dict[str, Any]:
@@ -304,14 +310,14 @@ class FakeTelegram:
     async def wait_for_reply(self, chat_id: int, timeout: float = 15.0) -> Sent:
         """The bot's next message to ``chat_id`` not yet handed out by this method."""
 
+        sent = self._sent_to[chat_id]
+
         def ready() -> Sent | None:
-            for i in range(self._cursor[chat_id], len(self.sent)):
-                if self.sent[i].chat_id == chat_id:
-                    return self.sent[i]
-            return None
+            cursor = self._cursor[chat_id]
+            return sent[cursor] if cursor < len(sent) else None
 
         found: Sent = await self._wait(ready, timeout, f"a reply to chat {chat_id}")
-        self._cursor[chat_id] = self.sent.index(found) + 1
+        self._cursor[chat_id] += 1
         return found
 
     async def wait_for_callback_answer(self, query_id: str, timeout: float = 15.0) -> dict:
@@ -393,11 +399,10 @@ class FakeTelegram:
     async def _download(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
             return web.Response(status=401)
-        path = request.match_info["path"]
-        for _unique, file_path, data in self.files.values():
-            if file_path == path:
-                return web.Response(body=data, content_type="application/octet-stream")
-        return web.Response(status=404)
+        data = self._by_path.get(request.match_info["path"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     # --- methods -------------------------------------------------------------------------
 
@@ -516,19 +521,19 @@ class FakeTelegram:
             if markup and "inline_keyboard" in markup:
                 message["reply_markup"] = markup
             self.messages[(chat["id"], message["message_id"])] = message
-            self.sent.append(
-                Sent(
-                    method=method,
-                    chat_id=chat["id"],
-                    message_id=message["message_id"],
-                    message=message,
-                    params=params,
-                    raw=raw,
-                    text=plain,
-                    file=upload[1] if upload else None,
-                    file_name=upload[0] if upload else None,
-                )
+            sent = Sent(
+                method=method,
+                chat_id=chat["id"],
+                message_id=message["message_id"],
+                message=message,
+                params=params,
+                raw=raw,
+                text=plain,
+                file=upload[1] if upload else None,
+                file_name=upload[0] if upload else None,
             )
+            self.sent.append(sent)
+            self._sent_to[chat["id"]].append(sent)
             self._changed.notify_all()
         return message
 

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import functools
 import gzip
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from tests.datadirs import mnist_dir
+_MNIST_DIR: list[Path] = []
+
+
+def use_mnist(directory: Path) -> None:
+    """Where the MNIST test digits come from (the caller's setting: tests, `digits bench`)."""
+    _MNIST_DIR[:] = [Path(directory)]
+    clear_digits.cache_clear()
+
+
+def mnist_dir() -> Path:
+    if not _MNIST_DIR:
+        raise RuntimeError("benchmarks.images.use_mnist(folder) must name MNIST's folder first")
+    return _MNIST_DIR[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,6 +82,32 @@ def number_image(
     noise = rng.normal(0, 3, paper.shape)
     paper = np.clip(paper + noise, 0, 255).astype(np.uint8)
     ok, encoded = cv2.imencode(fmt, cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
+    assert ok
+    return encoded.tobytes()
+
+
+def number_photo(text: str, *, seed: int = 0, size: tuple[int, int] = (1280, 960)) -> bytes:
+    """A JPEG of ``text`` written on a sheet filling a phone photo at Telegram's size
+    (1280 px on the long side): uneven light, sensor noise, the number somewhere on it."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    strip = cv2.imdecode(
+        np.frombuffer(number_image(text, seed=seed, scale=int(rng.integers(3, 5))), np.uint8),
+        cv2.IMREAD_GRAYSCALE,
+    )
+    if strip.shape[1] > width - 80:
+        factor = (width - 80) / strip.shape[1]
+        strip = cv2.resize(strip, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    light = 235 - 25 * (xs / width) * (ys / height) + rng.normal(0, 2.5, (height, width))
+    page = np.clip(light, 0, 255).astype(np.float32)
+    y = int(rng.integers(20, height - strip.shape[0] - 19))
+    x = int(rng.integers(20, width - strip.shape[1] - 19))
+    ink = 1.0 - strip.astype(np.float32) / 245.0  # 0 on the strip's paper, ~1 on its ink
+    region = page[y : y + strip.shape[0], x : x + strip.shape[1]]
+    region[:] = region * (1 - np.clip(ink, 0, 1)) + 25 * np.clip(ink, 0, 1)
+    colour = cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    ok, encoded = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, 87])
     assert ok
     return encoded.tobytes()
 
