@@ -53,7 +53,7 @@ def _openmp_setters() -> tuple[Callable[[int], Any], Callable[[int], int] | None
     try:
         process = ctypes.CDLL(None)  # PyTorch loads its OpenMP runtime (and MKL) globally
         omp_set = process.omp_set_num_threads
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) on Windows
         log.info("PyTorch's OpenMP runtime is not reachable: intra-op threads left as set")
         return None
     omp_set.argtypes, omp_set.restype = [ctypes.c_int], None

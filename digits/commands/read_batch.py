@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +72,7 @@ def plan(
     paths: Iterable[Path],
     *,
     all_pages: bool,
-    done: set[str] = frozenset(),  # type: ignore[assignment]
+    done: Collection[str] = frozenset(),
 ) -> Iterator[Task | dict[str, Any]]:
     """The tasks in output order; a record with an `error` where a PDF cannot be opened.
 
@@ -88,7 +88,7 @@ def plan(
                     yield {"file": str(path), "error": _message(exc)}
                 continue
         if pages is None or pages == 1:
-            if not {str(path), f"{path}#1"} & done:
+            if str(path) not in done and f"{path}#1" not in done:
                 yield Task(str(path), str(path))
             continue
         for page in range(pages):

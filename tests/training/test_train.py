@@ -78,3 +78,24 @@ def test_european_ones_get_a_flag(mnist) -> None:
     assert (added > 1.0).float().mean() > 0.9
     sevens = european_styles(x, torch.full((64,), 7), 0.0, None)
     assert torch.equal(sevens, x)
+
+
+def test_channels_last_trains_like_the_default_layout(mnist) -> None:
+    """The CPU's channels-last layout changes the speed, not what is learnt."""
+    train_split, test_split = mnist
+    results = [
+        train(
+            TrainConfig(epochs=1, batch_size=64, augment=False, seed=5, channels_last=last),
+            train_split.images[:3000],
+            train_split.labels[:3000],
+            test_split.images[:1000],
+            test_split.labels[:1000],
+            progress=False,
+        )
+        for last in (True, False)
+    ]
+    assert results[0].test_accuracy >= 0.85
+    assert abs(results[0].test_accuracy - results[1].test_accuracy) <= 0.02
+    first = next(iter(results[0].model.state_dict().values()))
+    second = next(iter(results[1].model.state_dict().values()))
+    assert torch.allclose(first, second, atol=1e-3)  # the first conv's weights agree
