@@ -28,7 +28,7 @@ from telegram.ext import (
 import db
 from bot import handlers, texts
 from bot.config import BotConfig
-from bot.handlers import BotResources
+from bot.handlers import RESOURCES, BotResources
 from serving.model_swap import ModelManager, load_reader
 from serving.ratelimit import RateLimiter
 from serving.subprocesses import DIGITS, CommandRunner
@@ -36,7 +36,6 @@ from serving.vision_pool import VisionPool, limit_threads
 
 log = logging.getLogger(__name__)
 
-RESOURCES = "digits"
 # A tiny white PNG: reading it makes each vision worker process load the model.
 _WARM_UP_IMAGE = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000100000001008000000003a98a0bd0000002b4944415418"
@@ -212,11 +211,12 @@ async def running(app: Application, *, poll_timeout: float = 10.0) -> AsyncItera
     The same steps, in the same order, as ``Application.run_polling`` (which owns its
     loop and signals, so tests and embedders use this instead).
     """
+    if app.updater is None:
+        raise ValueError("long polling needs an Application built with an Updater")
     await app.initialize()
     try:
         if app.post_init is not None:
             await app.post_init(app)
-        assert app.updater is not None
         await app.updater.start_polling(
             poll_interval=0.0, timeout=int(poll_timeout), allowed_updates=Update.ALL_TYPES
         )

@@ -52,6 +52,13 @@ def reading_keyboard(reading_id: int) -> InlineKeyboardMarkup:
     )
 
 
+def fix_keyboard(reading_id: int) -> InlineKeyboardMarkup:
+    """Only ✏️: a picture in which nothing was found can still be answered."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(texts.BUTTON_FIX, callback_data=encode(FIX, reading_id))]]
+    )
+
+
 def forget_keyboard(telegram_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [

@@ -67,11 +67,20 @@ BUTTON_CONFIRM = "✅ Correct"
 BUTTON_FIX = "✏️ Fix"
 
 NO_DIGITS = (
-    "I could not find any digits in this picture. Try dark ink on plain light paper, "
-    "photographed from straight above in good light, with the numbers filling the picture."
+    "I could not find any digits in this picture. If there is a number, tap ✏️ and type "
+    "it: that teaches me to find it next time. Otherwise try dark ink on plain light "
+    "paper, photographed from straight above in good light, with the numbers filling the "
+    "picture."
 )
-NO_DIGITS_PAGE = "Page {page}: no digits found."
-READ_FAILED = "Sorry, I could not read this picture. Please try again in a moment."
+NO_DIGITS_PAGE = "No digits found on this page; if there is a number, tap ✏️ and type it."
+
+
+def no_digits(reading_id: int, *, page: int | None = None, pages: int | None = None) -> str:
+    """The reply to a picture (or a page) without digits; it names the reading, so that a
+    reply to it corrects that reading too."""
+    head = f"Page {page}/{pages} · " if page is not None and pages else ""
+    body = NO_DIGITS_PAGE if page is not None else NO_DIGITS
+    return f"{html.escape(head + READING_TAG.format(id=reading_id))}\n{html.escape(body)}"
 
 
 def caption(
@@ -123,7 +132,6 @@ FIX_PLACEHOLDER = "e.g. 1234 5678"
 NOT_YOUR_READING = "This reading belongs to someone else; only its sender can answer it."
 READING_GONE = "This reading no longer exists."
 STALE_BUTTON = "This button is no longer valid."
-ALREADY_ANSWERED = "Already saved."
 BAD_CORRECTION = "That is not a number: {reason}. Please type just the digits, e.g. 1234."
 NOTHING_TO_CORRECT = (
     "Send me a photo of handwritten numbers and I will read it. "
@@ -152,7 +160,6 @@ RATE_LIMITED = (
     "You are sending pictures faster than I can take them (at most {limit} a minute). "
     "Please wait {wait} seconds and send it again."
 )
-PAGES_CUT = "This PDF has {pages} pages; I read the first {limit}."
 ERROR = "Sorry, something went wrong on my side; please try again in a moment."
 
 # --- /stats, /forget ----------------------------------------------------------------------------

@@ -7,7 +7,10 @@ on the event loop. Each database function is one transaction.
 from __future__ import annotations
 
 import logging
+import shutil
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -152,3 +155,25 @@ def active_model(factory: sessionmaker[Session]) -> tuple[str, dict[str, Any]] |
     with factory() as session:
         active = db.active_model_version(session)
         return (active.version, dict(active.metrics or {})) if active is not None else None
+
+
+def zip_folder(source: Path, target: Path) -> int:
+    """Zip every file under `source` into `target`; the archive's size in bytes."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(source))
+    return target.stat().st_size
+
+
+def keep_file(path: Path, folder: Path) -> Path:
+    """Move `path` into `folder` (made if missing); where it is now."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.move(path, folder / path.name))
+
+
+def reading_owner(factory: sessionmaker[Session], reading_id: int) -> int | None:
+    """The user id that sent the reading, None if there is no such reading."""
+    with factory() as session:
+        reading = db.get_reading(session, reading_id)
+        return reading.user.telegram_id if reading is not None else None

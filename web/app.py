@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 
 import db
 from serving import service
+from serving.intake import Sender, read_and_record
 from serving.model_swap import ModelManager, load_reader
 from serving.ratelimit import RateLimiter
 from serving.subprocesses import CommandRunner
@@ -387,24 +388,15 @@ def _routes(app: FastAPI, static: dict[str, tuple[bytes, str, str]]) -> None:
         if browser is None:
             browser = r.identity.new()
             r.identity.set(response, request, browser)
+        sender = Sender(user_key(browser), "web")
         loaded = r.models.current  # one model for the whole request, even across a swap
         try:
-            pages = await r.pool.read(loaded, data, r.config.max_pdf_pages, annotated=False)
+            recorded = await read_and_record(
+                r.pool, loaded, r.sessions, r.images, data, sender,
+                max_pages=r.config.max_pdf_pages, annotated=False,
+            )  # fmt: skip
         except ImageError as exc:
             raise HTTPException(_image_error_status(exc), str(exc)) from None
-        ids = await asyncio.to_thread(
-            service.record_pages,
-            r.sessions,
-            r.images,
-            data=data,
-            pages=pages,
-            telegram_id=user_key(browser),
-            chat_id=None,
-            message_id=None,
-            file_unique_id=None,
-            model_version=loaded.version,
-            source="web",
-        )
         out = [
             ReadingOut(
                 reading_id=reading_id,
@@ -426,7 +418,7 @@ def _routes(app: FastAPI, static: dict[str, tuple[bytes, str, str]]) -> None:
                 page=p.page,
                 model=loaded.version,
             )
-            for p, reading_id in zip(pages, ids, strict=True)
+            for p, reading_id in ((item.page, item.reading_id) for item in recorded)
         ]
         if sniff_format(data) in service.MULTI_PAGE:
             total = round(sum(p.elapsed_ms for p in out), 2)

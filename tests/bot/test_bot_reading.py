@@ -114,16 +114,31 @@ async def test_text_without_pending_reading_gets_a_hint(fake: FakeTelegram, bot:
     assert hint.text == texts.NOTHING_TO_CORRECT
 
 
-async def test_no_digits_explains_how_to_photograph(
+async def test_no_digits_explains_and_the_number_can_still_be_typed(
     fake: FakeTelegram, bot: Any, sessions: Any
 ) -> None:
+    """Nothing found: the reply says how to photograph and offers only ✏️; the number
+    typed is stored as the reading's correction, waiting for review (no digits were cut),
+    so it can still teach the model."""
     from benchmarks.images import blank_image
 
     await fake.send_photo_from(ALICE, blank_image(".jpg"))
     reply = await fake.wait_for_reply(ALICE.id)
-    assert reply.method == "sendMessage" and reply.text == texts.NO_DIGITS
-    with sessions() as session:
-        assert session.scalar(select(db.Reading.id)) is None
+    assert reply.method == "sendMessage" and texts.NO_DIGITS in reply.text
+    (button,) = reply.buttons
+    assert button["text"] == texts.BUTTON_FIX
+    reading_id = int(texts.READING_TAG_RE.search(reply.text).group(1))
+    row = reading_row(sessions, reading_id)
+    assert row.status == db.ReadingStatus.PENDING and row.text == "" and not row.digits
+
+    query = await fake.press_button(ALICE, reply, 0)
+    await fake.wait_for_callback_answer(query)
+    prompt = await fake.wait_for_reply(ALICE.id)
+    assert f"reading #{reading_id}" in prompt.text
+    await fake.send_text_from(ALICE, "417")
+    await fake.wait_for_reply(ALICE.id)
+    row = reading_row(sessions, reading_id)
+    assert row.corrected_text == "417" and row.status == db.ReadingStatus.REVIEW
 
 
 async def test_image_and_pdf_sent_as_files(fake: FakeTelegram, bot: Any, sessions: Any) -> None:

@@ -7,7 +7,7 @@ import html
 from telegram import Document
 
 from bot import keyboards, texts
-from bot.handlers import _document_kind
+from bot.handlers.reading import document_kind
 from serving.ratelimit import RateLimiter
 
 
@@ -63,8 +63,8 @@ def test_document_triage() -> None:
     def doc(name: str | None, mime: str | None) -> Document:
         return Document("id", "uid", file_name=name, mime_type=mime)
 
-    assert _document_kind(doc("scan.pdf", "application/pdf")) is None
-    assert _document_kind(doc("IMG_1.HEIC", "image/heic")) is None  # vision says if unreadable
-    assert _document_kind(doc("photo.jpg", "application/octet-stream")) is None
-    assert _document_kind(doc("notes.txt", "text/plain")) == "a TXT file"
-    assert _document_kind(doc(None, "video/mp4")) == "of type video/mp4"
+    assert document_kind(doc("scan.pdf", "application/pdf")) is None
+    assert document_kind(doc("IMG_1.HEIC", "image/heic")) is None  # vision says if unreadable
+    assert document_kind(doc("photo.jpg", "application/octet-stream")) is None
+    assert document_kind(doc("notes.txt", "text/plain")) == "a TXT file"
+    assert document_kind(doc(None, "video/mp4")) == "of type video/mp4"
