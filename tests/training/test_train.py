@@ -9,6 +9,7 @@ import torch
 from training.data.augment import AugmentConfig, augment_batch
 from training.train import TrainConfig, save_result, train
 from vision import DigitClassifier
+from vision.model import preprocess
 
 
 @pytest.mark.slow
@@ -96,6 +97,10 @@ def test_channels_last_trains_like_the_default_layout(mnist) -> None:
     ]
     assert results[0].test_accuracy >= 0.85
     assert abs(results[0].test_accuracy - results[1].test_accuracy) <= 0.02
-    first = next(iter(results[0].model.state_dict().values()))
-    second = next(iter(results[1].model.state_dict().values()))
-    assert torch.allclose(first, second, atol=1e-3)  # the first conv's weights agree
+    # Float rounding differs between the layouts, so the weights drift apart a little over
+    # an epoch; what they learnt must not: the two models read the same digits alike.
+    images = preprocess(torch.from_numpy(test_split.images[:1000]))
+    with torch.inference_mode():
+        a, b = (r.model.eval().to(memory_format=torch.contiguous_format) for r in results)
+        agree = (a(images).argmax(1) == b(images).argmax(1)).float().mean().item()
+    assert agree >= 0.97, agree
