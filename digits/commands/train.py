@@ -82,6 +82,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     data = {"mnist_train": len(images), "mnist_test": len(test_split.images)}
     if args.crops:
         crops = CropSet.load(args.crops)
+        if (crops.labels >= DIGIT_CLASSES).any() and not args.pairs:
+            raise SystemExit(
+                f'{args.crops} holds "not one digit" crops (from --fields): train with --pairs'
+            )
         images = np.concatenate([images, crops.images])
         labels = np.concatenate([labels, crops.labels])
         data["reader_crops"] = len(crops.labels)

@@ -66,7 +66,10 @@ def styled_digit(
         alpha = cv2.copyMakeBorder(alpha, 0, 0, pad, pad // 2, cv2.BORDER_CONSTANT, value=0)
         top = int(ys.min())
         tx = int(xs[ys == top].mean()) + pad
-        flag = (tx - round(rng.uniform(0.2, 0.35) * height), top + round(rng.uniform(0.2, 0.4) * height))
+        flag = (
+            tx - round(rng.uniform(0.2, 0.35) * height),
+            top + round(rng.uniform(0.2, 0.4) * height),
+        )
         cv2.line(alpha, (tx, top), flag, 1.0, stroke, cv2.LINE_AA)
         if rng.random() < 0.5:
             bottom = int(ys.max())
@@ -208,7 +211,9 @@ def draw_field(
         y = min(h - 2, base + round(0.12 * dh))
         cv2.line(ink_a, (pad_x // 2, y), (w - pad_x // 2, y), 1.0, stroke, cv2.LINE_AA)
     for _ in range(int(rng.poisson(1.0))):  # specks
-        cv2.circle(ink_a, (int(rng.integers(w)), int(rng.integers(h))), max(1, stroke // 2), 1.0, -1)
+        cv2.circle(
+            ink_a, (int(rng.integers(w)), int(rng.integers(h))), max(1, stroke // 2), 1.0, -1
+        )
     # The printed background, then the pen on it.
     print_a = _printed(bg, h, w, pad_x, pad_y, dh, xs, cell_w, rng)
     paper = np.array(PAPERS[rng.integers(len(PAPERS))], np.float32) + rng.normal(0, 6, 3)
@@ -231,7 +236,13 @@ def draw_field(
         size = (max(8, round(img.shape[1] * scale)), max(8, round(img.shape[0] * scale)))
         img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
         boxes = [
-            (round(b[0] * scale), round(b[1] * scale), round(b[2] * scale), round(b[3] * scale), b[4])
+            (
+                round(b[0] * scale),
+                round(b[1] * scale),
+                round(b[2] * scale),
+                round(b[3] * scale),
+                b[4],
+            )
             for b in boxes
         ]
     data = camera_jpeg(img, rng, max_blur=0.8)

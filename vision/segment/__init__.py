@@ -69,6 +69,7 @@ from vision.segment.filters import (
     drop_blobs,
     drop_faint,
     drop_noise,
+    drop_not_digits,
     drop_rims,
     drop_unsure_at_border,
     firm_parts_of_tall,
@@ -134,6 +135,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
     cands = split_touching(cands, digit_w, ink, scorer)  # every candidate comes back scored
     cands = merge_checked(cands, digit_h, ink, scorer)
+    cands = drop_not_digits(cands)
     lines = chain_lines(cands, digit_h)
     lean = page_lean(lines, digit_h)
     if abs(lean) < DESKEW_MIN:
