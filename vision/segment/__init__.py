@@ -69,7 +69,6 @@ from vision.segment.filters import (
     drop_blobs,
     drop_faint,
     drop_noise,
-    drop_not_digits,
     drop_rims,
     drop_unsure_at_border,
     firm_parts_of_tall,
@@ -83,6 +82,7 @@ from vision.segment.layout import (
     page_lean,
     split_numbers,
 )
+from vision.segment.junk import JunkFilter
 from vision.segment.lines import open_lines, remove_rules
 from vision.segment.resolution import MAX_SIDE, working_image
 from vision.segment.split import merge_checked, split_best, split_touching
@@ -104,8 +104,12 @@ __all__ = [
 ]
 
 
-def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
-    """Find, clean, split and group the digits of a BGR or grey uint8 image."""
+def segment(image: np.ndarray, scorer: Scorer, junk: JunkFilter | None = None) -> Segmentation:
+    """Find, clean, split and group the digits of a BGR or grey uint8 image.
+
+    `junk`: a learned filter that drops the cut shapes that are no digit (walls,
+    separators, texture) once touching digits are split.
+    """
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     work, scale, probed_h = working_image(image)
@@ -135,7 +139,8 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
     cands = split_touching(cands, digit_w, ink, scorer)  # every candidate comes back scored
     cands = merge_checked(cands, digit_h, ink, scorer)
-    cands = drop_not_digits(cands)
+    if junk is not None:
+        cands = junk.keep(cands, work, ink)
     lines = chain_lines(cands, digit_h)
     lean = page_lean(lines, digit_h)
     if abs(lean) < DESKEW_MIN:

@@ -20,10 +20,6 @@ BORDER_MIN_CONFIDENCE = 0.5
 # RIM_MAX_ALIKE of the pixels are within RIM_ALIKE of the way from its ink to the paper.
 RIM_ALIKE = 0.1
 RIM_MAX_ALIKE = 0.38
-# A shape the segmenter still reads as "not one digit" once touching digits are split
-# (its ten digit probabilities sum to under this) is no digit: a box's wall, a separator,
-# a speck, background texture. Inert with a 10-class scorer (its probabilities sum to 1).
-NOT_DIGIT_MASS = 0.3
 # A shape far bolder than the writing is kept only if the classifier is at least this sure.
 BOLD_MIN_CONFIDENCE = 0.9
 # A shape more than TALL digit heights tall is not one digit. It may hold one (a digit
@@ -255,13 +251,3 @@ def drop_rims(cands: list[Candidate], image: np.ndarray, digit_h: float) -> list
             out.append(c)
     return out
 
-
-def drop_not_digits(cands: list[Candidate]) -> list[Candidate]:
-    """Drop scored shapes the segmenter reads as "not one digit" (NOT_DIGIT_MASS).
-
-    The segmenter learned that class from what the reader cut in drawn form crops that
-    was no drawn digit (`training.data.fields`): walls at a crop's edge and between boxed
-    digits, separators, specks, texture; and from touching pairs, which are split before
-    this runs, so a shape still "not one digit" here is junk.
-    """
-    return [c for c in cands if float(c.scores.sum()) >= NOT_DIGIT_MASS]
