@@ -16,11 +16,16 @@ import multiprocessing
 import numpy as np
 from tqdm import tqdm
 
-from training.data.fields import draw_field, junk_boxes
-from training.data.reader_crops import MIN_IOU, _iou
+from training.data.fields import Field, draw_field, junk_boxes
+from training.data.reader_crops import MIN_IOU, _iou, draw_page
+from vision.decode import decode_image
 from vision.segment.junk import FEATURES, JunkFilter, junk_features
 
 log = logging.getLogger(__name__)
+
+# Every PAGE_EVERY-th sample is a synthetic photo of a page (`reader_crops.draw_page`),
+# so the filter also learns what digits look like on dense, multi-line pages.
+PAGE_EVERY = 3
 
 _SCORER = None
 _POOL: tuple[np.ndarray, np.ndarray] | None = None
@@ -44,7 +49,12 @@ def field_rows(index: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     if _SCORER is None or _POOL is None:
         raise RuntimeError("field_rows runs only after _init")
-    f = draw_field(np.random.default_rng([seed, index, 3]), _POOL)
+    rng = np.random.default_rng([seed, index, 3])
+    if index % PAGE_EVERY == PAGE_EVERY - 1:  # a photo of a page: digits, rarely junk
+        data, drawn = draw_page(rng, _POOL)
+        f = Field(decode_image(data), "", [tuple(round(v) for v in b) for b in drawn], "page")
+    else:
+        f = draw_field(rng, _POOL)
     seg = segment(f.image, _SCORER)
     cands = seg.digits
     if len(cands) < 2:
@@ -113,4 +123,6 @@ def fit_junk_filter(
         g = p - y
         w -= lr * (z.T @ g / len(y) + l2 * w)
         b -= lr * float(g.mean())
-    return JunkFilter(w.astype(np.float32), b, mean.astype(np.float32), scale.astype(np.float32), threshold)
+    return JunkFilter(
+        w.astype(np.float32), b, mean.astype(np.float32), scale.astype(np.float32), threshold
+    )

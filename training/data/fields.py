@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BACKGROUNDS = ("plain", "ruled", "squared", "box", "cells", "nested", "edges", "guilloche")
 SEPARATORS = (".", ",", "-", "/", ":")
+P_ONE = 0.2  # share of digits drawn as a 1, besides MNIST's own 1s
 
 Box = tuple[int, int, int, int, int]  # x0, y0, x1, y1, label
 
@@ -147,7 +148,8 @@ def draw_field(
     if labels is not None:
         n = len(labels)
     dh = digit_h or int(rng.uniform(24, 56))
-    want = labels if labels is not None else [None] * n
+    # Numbers hold many 1s (dates, account numbers), the digit a wall is mistaken for.
+    want = labels if labels is not None else [1 if rng.random() < P_ONE else None for _ in range(n)]
     picks = []
     for label in want:
         if label is None:

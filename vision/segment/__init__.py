@@ -75,6 +75,7 @@ from vision.segment.filters import (
     merge_fragments,
 )
 from vision.segment.ink import ink_and_mask, typical_height
+from vision.segment.junk import JunkFilter
 from vision.segment.layout import (
     DESKEW_MIN,
     chain_lines,
@@ -82,7 +83,6 @@ from vision.segment.layout import (
     page_lean,
     split_numbers,
 )
-from vision.segment.junk import JunkFilter
 from vision.segment.lines import open_lines, remove_rules
 from vision.segment.resolution import MAX_SIDE, working_image
 from vision.segment.split import merge_checked, split_best, split_touching

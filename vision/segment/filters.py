@@ -250,4 +250,3 @@ def drop_rims(cands: list[Candidate], image: np.ndarray, digit_h: float) -> list
         if alike + beyond <= RIM_MAX_ALIKE * (around.size + beyond):
             out.append(c)
     return out
-

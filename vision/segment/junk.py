@@ -5,7 +5,8 @@ cut out and centred in 28×28, each looks like a "1" to any crop classifier (a s
 fine-tuned to call such crops "not one digit" dropped real 1s with them; see the model
 card). What tells them apart is their context: how tall against the other digits, how
 near the frame, how straight and upright, how far from the pen's colour and stroke, how
-near the neighbours. `junk_features` measures that for each candidate, and a logistic
+near the neighbours (not how much it looks like a "1": that is what a wall shares with
+a 1). `junk_features` measures that for each candidate, and a logistic
 regression fitted on drawn form crops (`training.data.fields`, MNIST *train* digits;
 `digits train-junk`) gives each candidate a probability of being no digit. Shapes above
 the checkpoint's threshold are dropped.
@@ -37,16 +38,12 @@ FEATURES = (
     "thinness",  # minor / major spread of its ink (0: a straight line)
     "lean",  # |dx/dy| of its ink's main axis
     "colour",  # distance of its colour from the median candidate's (0-1)
-    "confidence",  # the segmenter's top digit probability
-    "p_one",  # its probability of "1"
     "mass",  # its ten digit probabilities' sum (below 1: "not one digit")
     "alone",  # the only candidate
 )
 
 
-def junk_features(
-    cands: list[Candidate], image: np.ndarray, ink: np.ndarray
-) -> np.ndarray:
+def junk_features(cands: list[Candidate], image: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """Float32 [len(cands), len(FEATURES)] for scored candidates in working coordinates."""
     n = len(cands)
     out = np.zeros((n, len(FEATURES)), np.float32)
@@ -84,8 +81,6 @@ def junk_features(
             thin,
             lean,
             float(np.linalg.norm(colours[i] - mcol)) / 255.0,
-            float(p.max()),
-            float(p[1]),
             float(p.sum()),
             float(n == 1),
         )
