@@ -20,7 +20,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "read": ("read", "read handwritten numbers in photos, scans and PDFs"),
     "bot": ("bot", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
     "train": ("train", "train a CNN on MNIST (with augmentation)"),
-    "train-junk": ("train_junk", "fit the reader's junk filter on drawn form crops"),
     "crops": ("crops", "reader-cut training crops from photos of MNIST train digits"),
     "evaluate": ("evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
     "samples": ("samples", "regenerate the synthetic sample photos in samples/"),

@@ -38,7 +38,6 @@ from vision.segment import (
     split_best,
     split_numbers,
 )
-from vision.segment.junk import JunkFilter
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +106,13 @@ def _text(lines: list[list[list[Candidate]]]) -> str:
 class DigitReader:
     """Reads handwritten numbers in photos and scans with loaded `DigitClassifier`s.
 
-    `segmenter` scores shapes while cutting (None: the classifier does both); `junk`
-    drops the cut shapes that are no digit (None: none are dropped that way).
+    `segmenter` scores shapes while cutting (None: the classifier does both).
     """
 
     classifier: DigitClassifier
     confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
     max_pixels: int = MAX_PIXELS
     segmenter: DigitClassifier | None = None
-    junk: JunkFilter | None = None
 
     @classmethod
     def load(
@@ -125,12 +122,10 @@ class DigitReader:
         device: str | None = None,
         confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
         segmenter: str | Path | DigitClassifier | None = SEGMENTER_MODEL_PATH,
-        junk: str | Path | JunkFilter | None = None,
     ) -> DigitReader:
         """The shipped models by default; a checkpoint path or a loaded classifier otherwise.
 
-        `segmenter=None` lets the classifier score the shapes while cutting as well;
-        `junk=None` keeps every shape the segmentation cuts.
+        `segmenter=None` lets the classifier score the shapes while cutting as well.
         """
         clf = (
             model
@@ -142,17 +137,12 @@ class DigitReader:
             if segmenter is None or isinstance(segmenter, DigitClassifier)
             else DigitClassifier.load(segmenter, device=device)
         )
-        jf = junk if junk is None or isinstance(junk, JunkFilter) else JunkFilter.load(junk)
-        return cls(clf, confidence_threshold=confidence_threshold, segmenter=seg, junk=jf)
+        return cls(clf, confidence_threshold=confidence_threshold, segmenter=seg)
 
     def with_classifier(self, classifier: DigitClassifier) -> DigitReader:
         """A reader with the same settings, segmenter and another classifier (hot-swapping)."""
         return DigitReader(
-            classifier,
-            self.confidence_threshold,
-            self.max_pixels,
-            segmenter=self.segmenter,
-            junk=self.junk,
+            classifier, self.confidence_threshold, self.max_pixels, segmenter=self.segmenter
         )
 
     # ------------------------------------------------------------------ reading
@@ -194,7 +184,7 @@ class DigitReader:
         page: int,
     ) -> Reading:
         scorer = (self.segmenter or clf).classify
-        seg = segment(array, scorer, self.junk)
+        seg = segment(array, scorer)
         if expected_digits is not None:
             seg = constrain(seg, expected_digits, scorer)
         rescore = self.segmenter is not None and self.segmenter is not clf

@@ -75,7 +75,6 @@ from vision.segment.filters import (
     merge_fragments,
 )
 from vision.segment.ink import ink_and_mask, typical_height
-from vision.segment.junk import JunkFilter
 from vision.segment.layout import (
     DESKEW_MIN,
     chain_lines,
@@ -104,12 +103,8 @@ __all__ = [
 ]
 
 
-def segment(image: np.ndarray, scorer: Scorer, junk: JunkFilter | None = None) -> Segmentation:
-    """Find, clean, split and group the digits of a BGR or grey uint8 image.
-
-    `junk`: a learned filter that drops the cut shapes that are no digit (walls,
-    separators, texture) once touching digits are split.
-    """
+def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
+    """Find, clean, split and group the digits of a BGR or grey uint8 image."""
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     work, scale, probed_h = working_image(image)
@@ -139,8 +134,6 @@ def segment(image: np.ndarray, scorer: Scorer, junk: JunkFilter | None = None) -
     digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
     cands = split_touching(cands, digit_w, ink, scorer)  # every candidate comes back scored
     cands = merge_checked(cands, digit_h, ink, scorer)
-    if junk is not None:
-        cands = junk.keep(cands, work, ink)
     lines = chain_lines(cands, digit_h)
     lean = page_lean(lines, digit_h)
     if abs(lean) < DESKEW_MIN:
