@@ -69,3 +69,13 @@ def test_junk_boxes_are_those_mostly_outside_every_digit() -> None:
         (25, 10, 20, 40),  # half of each digit: not junk, not a digit either
     ]
     assert junk_boxes(found, drawn) == [1, 2]
+
+
+def test_not_digit_crops_are_what_the_reader_cuts_beside_the_drawn_digits(mnist) -> None:
+    from training.data.fields import not_digit_crops
+
+    train, _ = mnist
+    junk, good, labels = not_digit_crops((train.images, train.labels), 16, seed=0)
+    assert junk.shape[1:] == good.shape[1:] == (28, 28) and junk.dtype == np.uint8
+    assert len(good) == len(labels) > 16 and set(labels.tolist()) <= set(range(10))
+    assert len(junk) > 0  # 16 fields with walls, separators and specks leave some

@@ -31,7 +31,19 @@ CATEGORIES: dict[str, dict] = {
 SEEDS = (0, 1, 2)
 
 # (category, seed) -> what the reader reads wrong today.
-XFAIL: dict[tuple[str, int], str] = {}
+XFAIL: dict[tuple[str, int], str] = {
+    ("border at the crop's edge", 1): "the left wall at the edge read as a 1 (14100)",
+    ("border at the crop's edge", 2): "the left wall at the edge read as a 1 (11400)",
+    ("box around the number, leading 1", 1): "the box's wall read as a 1, the 5 as 7 (1734)",
+    ("walls between boxed digits", 0): "a wall between cells read as a 1 (1111097)",
+    ("printed box inside each box", 0): "the printed inner boxes' walls read as 1s (11111)",
+    ("separators between groups", 1): "a colon's dot lost a 9 to a 2 (2111622)",
+    ("separators between groups", 2): "the slashes read as 1s (012411605)",
+    ("guilloche background", 0): "the texture read as digits (154411)",
+    ("guilloche background", 1): "the texture read as dozens of digits",
+    ("guilloche background", 2): "the texture read as dozens of digits",
+    ("tiny digits", 1): "a shadow's edge read as a leading 1 (150111)",
+}
 
 
 def _cases():
