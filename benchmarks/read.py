@@ -23,6 +23,8 @@ import numpy as np
 from vision.annotate import encode_jpeg
 
 CEILING = "synthetic ceiling"
+FIELDS_CEILING = "fields ceiling"
+CEILINGS = (CEILING, FIELDS_CEILING)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -134,6 +136,25 @@ def bench_synthetic(
             text, ms = _time_read(reader, tilted(img, tilt if i % 2 == 0 else -tilt))
             askew.add(f"synthetic#{i}", expected, text, ms)
     return [score, big, ceiling, *([askew] if tilt else [])]
+
+
+def bench_fields(reader: Any, mnist_test: Any, n: int, seed: int) -> list[Score]:
+    """Numbers cut from forms (`training.data.fields`, MNIST *test* digits): scores over
+    all of them, the classifier's ceiling on their pristine digits, and per background."""
+    from training.data.fields import draw_field
+
+    pool = (mnist_test.images, mnist_test.labels)
+    score, ceiling = Score("fields"), Score(FIELDS_CEILING)
+    by_background: dict[str, Score] = {}
+    for i in range(n):
+        f = draw_field(np.random.default_rng([seed, i]), pool)
+        text, ms = _time_read(reader, f.image)
+        score.add(f"fields#{i}", f.text, text, ms)
+        part = by_background.setdefault(f.background, Score(f"fields: {f.background}"))
+        part.add(f"fields#{i}", f.text, text, ms)
+        read = reader.classifier.classify(pool[0][f.sources]).argmax(axis=1)
+        ceiling.add(f"fields#{i}", f.text, "".join(str(int(d)) for d in read), 0.0)
+    return [score, ceiling, *(by_background[k] for k in sorted(by_background))]
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,16 @@ def test_leave_one_source_out_prefers_the_first_setting_on_a_tie() -> None:
     assert set(loso.chosen.values()) == {"old"} and loso.exact == pytest.approx(3 / 4)
     with pytest.raises(ValueError, match="same sources"):
         leave_one_source_out({"old": _scores(same), "new": _scores({"x": (1, 2)})})
+
+
+def test_bench_fields_scores_the_reader_beside_its_ceiling(mnist) -> None:
+    from benchmarks.read import FIELDS_CEILING, bench_fields
+    from vision import DigitReader
+
+    _, test = mnist
+    scores = bench_fields(DigitReader.load(), test, 6, seed=1)
+    names = [s.name for s in scores]
+    assert names[:2] == ["fields", FIELDS_CEILING]
+    assert scores[0].n == scores[1].n == 6 == sum(s.n for s in scores[2:])
+    assert all(name.startswith("fields: ") for name in names[2:])
+    assert scores[1].summary()["digit_accuracy"] > 0.9  # MNIST test digits, read alone

@@ -46,6 +46,7 @@ class Field:
     boxes: list[Box]
     background: str
     separators: list[str] = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)  # pool indices of the digits, in order
 
 
 # ---------------------------------------------------------------------- digit styles
@@ -250,7 +251,7 @@ def draw_field(
     data = camera_jpeg(img, rng, max_blur=0.8)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     text = "".join(str(b[4]) for b in boxes)
-    return Field(image, text, boxes, bg, [k for _, k in sep_at])
+    return Field(image, text, boxes, bg, [k for _, k in sep_at], picks)
 
 
 def _draw_separator(
