@@ -34,6 +34,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if min(args.pages, args.cells, args.fields) < 0 or not (
+        args.pages or args.cells or args.fields
+    ):
+        raise SystemExit("--pages, --cells and --fields must be ≥ 0, and not all 0")
     train_split, _ = load_mnist(args.mnist_dir or settings.mnist_dir)
     crops = CropSet(np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), 0)
     if args.pages or args.cells:
