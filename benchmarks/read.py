@@ -23,6 +23,8 @@ import numpy as np
 from vision.annotate import encode_jpeg
 
 CEILING = "synthetic ceiling"
+FIELDS_CEILING = "fields ceiling"
+CEILINGS = (CEILING, FIELDS_CEILING)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -136,6 +138,25 @@ def bench_synthetic(
     return [score, big, ceiling, *([askew] if tilt else [])]
 
 
+def bench_fields(reader: Any, mnist_test: Any, n: int, seed: int) -> list[Score]:
+    """Numbers cut from forms (`training.data.fields`, MNIST *test* digits): scores over
+    all of them, the classifier's ceiling on their pristine digits, and per background."""
+    from training.data.fields import draw_field
+
+    pool = (mnist_test.images, mnist_test.labels)
+    score, ceiling = Score("fields"), Score(FIELDS_CEILING)
+    by_background: dict[str, Score] = {}
+    for i in range(n):
+        f = draw_field(np.random.default_rng([seed, i]), pool)
+        text, ms = _time_read(reader, f.image)
+        score.add(f"fields#{i}", f.text, text, ms)
+        part = by_background.setdefault(f.background, Score(f"fields: {f.background}"))
+        part.add(f"fields#{i}", f.text, text, ms)
+        read = reader.classifier.classify(pool[0][f.sources]).argmax(axis=1)
+        ceiling.add(f"fields#{i}", f.text, "".join(str(int(d)) for d in read), 0.0)
+    return [score, ceiling, *(by_background[k] for k in sorted(by_background))]
+
+
 @dataclass(frozen=True)
 class Photo:
     """One labelled dev photo: where it is, what it reads, where it came from."""
@@ -239,3 +260,49 @@ def bench_photos(reader: Any, devsets_dir: Path, tilt: float = 0.0) -> PhotoScor
             text, ms = _time_read(reader, turned)
             scores.askew.add(name, expected, text, ms)
     return scores
+
+
+@dataclass
+class LeaveOneSourceOut:
+    """A choice among settings made on the photos, scored on sources it was not made on.
+
+    For each source, the setting with the most exact readings on all *other* sources is
+    picked (the first listed on a tie) and that setting's readings of the held-out source
+    are what count. `exact` is over images, `source_mean` the mean over sources; `chosen`
+    says which setting each held-out source got; `all_sources` is each setting's exact
+    over all photos, the figure a choice made on every source would report.
+    """
+
+    exact: float
+    source_mean: float
+    chosen: dict[str, str]
+    all_sources: dict[str, float]
+
+
+def leave_one_source_out(settings: dict[str, dict[str, Score]]) -> LeaveOneSourceOut:
+    """Leave-one-source-out over `settings[name][source]`, each setting's per-source scores
+    of the same photos (e.g. `PhotoScores.by_source` of one reader per setting)."""
+    if not settings:
+        raise ValueError("leave_one_source_out needs at least one setting")
+    names = list(settings)
+    sources = sorted(set().union(*(s.keys() for s in settings.values())))
+    for name in names:
+        if set(settings[name]) != set(sources):
+            raise ValueError(f"setting {name!r} was not scored on the same sources")
+    total = {n: sum(settings[n][s].exact for s in sources) for n in names}
+    chosen: dict[str, str] = {}
+    hits = images = 0
+    per_source: list[float] = []
+    for source in sources:
+        pick = max(names, key=lambda n: (total[n] - settings[n][source].exact, -names.index(n)))
+        chosen[source] = pick
+        held = settings[pick][source]
+        hits, images = hits + held.exact, images + held.n
+        per_source.append(held.exact / max(1, held.n))
+    n_all = sum(settings[names[0]][s].n for s in sources)
+    return LeaveOneSourceOut(
+        exact=hits / max(1, images),
+        source_mean=float(np.mean(per_source)),
+        chosen=chosen,
+        all_sources={n: total[n] / max(1, n_all) for n in names},
+    )

@@ -10,14 +10,38 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.read import CEILING, PhotoScores, Score, bench_photos, bench_synthetic
+from benchmarks.read import (
+    CEILINGS,
+    PhotoScores,
+    Score,
+    bench_fields,
+    bench_photos,
+    bench_synthetic,
+    leave_one_source_out,
+)
 from digits.settings import Settings
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic", type=int, default=500, help="synthetic photos (0: skip)")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--fields",
+        type=int,
+        default=0,
+        help="numbers cut from forms to read (boxes, walls, separators, guilloche; 0: skip)",
+    )
     parser.add_argument("--model", type=Path, help="checkpoint (default: shipped model)")
+    parser.add_argument("--segmenter", type=Path, help="segmenter checkpoint (default: shipped)")
+    parser.add_argument(
+        "--choose-segmenter",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also read the real photos with this segmenter (repeatable) and report the "
+        "choice between it and --segmenter leave-one-source-out",
+    )
     parser.add_argument("--mnist-dir", type=Path)
     parser.add_argument("--devsets-dir", type=Path)
     parser.add_argument("--no-photos", action="store_true", help="skip the real photos")
@@ -39,7 +63,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    reader = DigitReader.load(args.model or settings.model_path)
+    model = args.model or settings.model_path
+    seg_kwargs = {"segmenter": args.segmenter} if args.segmenter else {}
+    reader = DigitReader.load(model, **seg_kwargs)
     # Warm up (first-call allocations are not what a running bot pays).
     reader.read(np.full((64, 64), 255, np.uint8))
     scores: list[Score] = []
@@ -49,6 +75,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         _, test = load_mnist(args.mnist_dir or settings.mnist_dir, allow_download=False)
         scores.extend(bench_synthetic(reader, test, args.synthetic, args.seed, args.tilt))
+    if args.fields > 0:
+        from training.data.mnist import load_mnist
+
+        _, test = load_mnist(args.mnist_dir or settings.mnist_dir, allow_download=False)
+        scores.extend(bench_fields(reader, test, args.fields, args.seed))
     if not args.no_photos:
         devsets = args.devsets_dir or settings.devsets_dir or Path("../shared/devsets")
         photos = bench_photos(reader, devsets, args.tilt)
@@ -58,13 +89,34 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print(json.dumps(summary))
             continue
-        print(_line(summary, ceiling=s.name == CEILING))
-        if args.failures and s.name != CEILING:
+        print(_line(summary, ceiling=s.name in CEILINGS))
+        if args.failures and s.name not in CEILINGS:
             for name, expected, got in s.failures:
                 print(f"    {name}: expected {expected!r} got {got!r}")
     if photos is not None:
         _print_breakdown(photos, as_json=args.json)
+        if args.choose_segmenter:
+            _print_choice(args, reader, photos, devsets)
     return 0
+
+
+def _print_choice(args: argparse.Namespace, reader: Any, photos: PhotoScores, devsets) -> None:
+    """The segmenter picked on all sources but one, scored on that one (and aggregated)."""
+    from vision.reader import DigitReader
+
+    settings = {str(args.segmenter or "shipped segmenter"): photos.by_source}
+    for path in args.choose_segmenter:
+        other = DigitReader.load(reader.classifier, segmenter=path)
+        settings[str(path)] = bench_photos(other, devsets).by_source
+    loso = leave_one_source_out(settings)
+    if args.json:
+        print(json.dumps({"leave_one_source_out": vars(loso)}))
+        return
+    print("\nsegmenter chosen leave-one-source-out:")
+    for name, exact in loso.all_sources.items():
+        picked = sum(1 for v in loso.chosen.values() if v == name)
+        print(f"  {name}: exact {exact:.2%} on all sources; picked for {picked} held-out sources")
+    print(f"  held-out exact {loso.exact:.2%}, mean over sources {loso.source_mean:.2%}")
 
 
 def _line(summary: dict[str, Any], *, ceiling: bool = False, width: int = 20) -> str:

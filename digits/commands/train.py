@@ -56,6 +56,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="add reader-cut crops (from `digits crops`) to the MNIST training images",
     )
     parser.add_argument(
+        "--crops-repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --crops: each crop N times per epoch (they are few beside MNIST)",
+    )
+    parser.add_argument(
         "--pairs",
         type=int,
         default=0,
@@ -73,8 +80,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.pairs < 0 or not args.multi_weight > 0:
-        raise SystemExit("--pairs must be ≥ 0 and --multi-weight positive")
+    if args.pairs < 0 or not args.multi_weight > 0 or args.crops_repeat < 1:
+        raise SystemExit("--pairs must be ≥ 0, --multi-weight positive, --crops-repeat ≥ 1")
     train_split, test_split = load_mnist(args.mnist_dir or settings.mnist_dir)
     images, labels = train_split.images, train_split.labels
     if args.limit:
@@ -82,8 +89,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     data = {"mnist_train": len(images), "mnist_test": len(test_split.images)}
     if args.crops:
         crops = CropSet.load(args.crops)
-        images = np.concatenate([images, crops.images])
-        labels = np.concatenate([labels, crops.labels])
+        if (crops.labels >= DIGIT_CLASSES).any() and not args.pairs:
+            raise SystemExit(
+                f'{args.crops} holds "not one digit" crops (from --fields): train with --pairs'
+            )
+        images = np.concatenate([images, *[crops.images] * args.crops_repeat])
+        labels = np.concatenate([labels, *[crops.labels] * args.crops_repeat])
         data["reader_crops"] = len(crops.labels)
     if args.pairs:
         pairs = touching_pairs(train_split.images, train_split.labels, args.pairs, args.seed)

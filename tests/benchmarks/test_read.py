@@ -88,3 +88,53 @@ def test_photos_are_scored_per_source_and_kind(tmp_path) -> None:
     assert scores.by_kind["scan"].summary()["exact"] == 0.0
     # One source half right and one fully right: 75 %, not the 2/3 of the images.
     assert scores.source_mean("exact") == pytest.approx(0.75)
+
+
+def _scores(per_source: dict[str, tuple[int, int]]) -> dict:
+    """{source: Score} with `hits` exact readings out of `n`."""
+    out = {}
+    for source, (hits, n) in per_source.items():
+        s = Score(source)
+        for i in range(n):
+            s.add(f"{source}{i}", "1", "1" if i < hits else "7", 1.0)
+        out[source] = s
+    return out
+
+
+def test_leave_one_source_out_picks_on_the_other_sources() -> None:
+    from benchmarks.read import leave_one_source_out
+
+    # "b" wins on the big source only; "a" on the two small ones.
+    settings = {
+        "a": _scores({"big": (5, 10), "s1": (2, 2), "s2": (2, 2)}),
+        "b": _scores({"big": (9, 10), "s1": (0, 2), "s2": (0, 2)}),
+    }
+    loso = leave_one_source_out(settings)
+    # Held out "big": a has 4 on the others, b 0 -> a (5/10). Held out s1: a 7, b 9 -> b (0/2).
+    assert loso.chosen == {"big": "a", "s1": "b", "s2": "b"}
+    assert loso.exact == pytest.approx(5 / 14)
+    assert loso.source_mean == pytest.approx((0.5 + 0 + 0) / 3)
+    assert loso.all_sources == {"a": pytest.approx(9 / 14), "b": pytest.approx(9 / 14)}
+
+
+def test_leave_one_source_out_prefers_the_first_setting_on_a_tie() -> None:
+    from benchmarks.read import leave_one_source_out
+
+    same = {"x": (1, 2), "y": (2, 2)}
+    loso = leave_one_source_out({"old": _scores(same), "new": _scores(same)})
+    assert set(loso.chosen.values()) == {"old"} and loso.exact == pytest.approx(3 / 4)
+    with pytest.raises(ValueError, match="same sources"):
+        leave_one_source_out({"old": _scores(same), "new": _scores({"x": (1, 2)})})
+
+
+def test_bench_fields_scores_the_reader_beside_its_ceiling(mnist) -> None:
+    from benchmarks.read import FIELDS_CEILING, bench_fields
+    from vision import DigitReader
+
+    _, test = mnist
+    scores = bench_fields(DigitReader.load(), test, 6, seed=1)
+    names = [s.name for s in scores]
+    assert names[:2] == ["fields", FIELDS_CEILING]
+    assert scores[0].n == scores[1].n == 6 == sum(s.n for s in scores[2:])
+    assert all(name.startswith("fields: ") for name in names[2:])
+    assert scores[1].summary()["digit_accuracy"] > 0.9  # MNIST test digits, read alone
