@@ -497,7 +497,7 @@ def _eligible(statement: Any) -> Any:
     return statement.where(User.training_allowed.is_(True), User.blocked.is_(False))
 
 
-def assign_splits(session: Session, holdout_fraction: float = 0.2) -> int:
+def assign_splits(session: Session, holdout_fraction: float) -> int:
     """Give every eligible user with labelled digits and no split yet a split, for good.
 
     Users are taken in order of arrival; a user goes to holdout while holdout holds no
@@ -546,7 +546,7 @@ def labelled_digits(
     *,
     since: datetime | None = None,
     split: Split | str | None = None,
-    holdout_fraction: float = 0.2,
+    holdout_fraction: float,
     sources: Iterable[LabelSource | str] | None = None,
     limit: int | None = None,
 ) -> list[LabelledDigit]:

@@ -107,7 +107,7 @@ def collect(
     only_corrections: bool = False,
     only_confirmed: bool = False,
     min_per_class: int = 0,
-    holdout_fraction: float = 0.2,
+    holdout_fraction: float,
 ) -> Dataset:
     """The labelled digits of users who allow training (and are not blocked), filtered."""
     if only_corrections and only_confirmed:

@@ -57,18 +57,20 @@ class RetrainError(RuntimeError):
 class RetrainConfig:
     """Everything that shapes one retrain run (stored with the run and the checkpoint)."""
 
-    epochs: int = 2
-    lr: float = 3e-4  # peak; from-scratch training uses 4e-3, fine-tuning far less
-    user_fraction: float = 0.5  # share of each epoch drawn from users' digits
-    min_new_labels: int = 200
+    # From the settings (declared once, with their defaults, in digits/settings.py).
+    epochs: int
+    lr: float  # peak; from-scratch training uses 4e-3, fine-tuning far less
+    user_fraction: float  # share of each epoch drawn from users' digits
+    min_new_labels: int
     # The promotion gate (see `decide`): MNIST may drop at most this many points below
     # the model it replaces AND below the shipped baseline; the user holdout must gain.
-    max_mnist_drop: float = 0.1  # percentage points of MNIST test accuracy
-    min_user_gain: float = 0.0  # percentage points of user-holdout accuracy
-    min_gain_digits: int = 3  # holdout digits the candidate gets right net of new errors
-    max_p_value: float = 0.05  # one-sided exact sign test on the digits the two disagree on
-    holdout_fraction: float = 0.2
-    epoch_size: int = 0  # 0: enough that each user digit is drawn about once per epoch
+    max_mnist_drop: float  # percentage points of MNIST test accuracy
+    min_user_gain: float  # percentage points of user-holdout accuracy
+    min_gain_digits: int  # holdout digits the candidate gets right net of new errors
+    max_p_value: float  # one-sided exact sign test on the digits the two disagree on
+    holdout_fraction: float
+    epoch_size: int  # 0: enough that each user digit is drawn about once per epoch
+    # How this run trains.
     batch_size: int = 128
     augment: bool = True
     seed: int = 0
@@ -169,10 +171,10 @@ class RetrainOutcome:
 class Gate:
     """The promotion gate's thresholds (from settings; see `decide`)."""
 
-    max_mnist_drop: float = 0.1
-    min_user_gain: float = 0.0
-    min_gain_digits: int = 3
-    max_p_value: float = 0.05
+    max_mnist_drop: float
+    min_user_gain: float
+    min_gain_digits: int
+    max_p_value: float
 
 
 def sign_test_p(gained: int, lost: int) -> float:
@@ -203,11 +205,9 @@ def holdout_changes(active: Scores, candidate: Scores) -> tuple[int, int]:
 def decide(
     active: Scores,
     candidate: Scores,
+    gate: Gate,
     *,
-    gate: Gate | None = None,
     baseline_mnist: float | None = None,
-    max_mnist_drop: float | None = None,
-    min_user_gain: float | None = None,
 ) -> tuple[bool, str]:
     """The promotion gate: (promote?, why). A candidate is promoted only when
 
@@ -220,14 +220,6 @@ def decide(
 
     Without a user holdout no gain can be measured, and nothing is promoted.
     """
-    gate = gate or Gate()
-    if max_mnist_drop is not None or min_user_gain is not None:
-        gate = Gate(
-            max_mnist_drop=gate.max_mnist_drop if max_mnist_drop is None else max_mnist_drop,
-            min_user_gain=gate.min_user_gain if min_user_gain is None else min_user_gain,
-            min_gain_digits=gate.min_gain_digits,
-            max_p_value=gate.max_p_value,
-        )
     mnist_delta = 100.0 * (candidate.mnist_test_accuracy - active.mnist_test_accuracy)
     parts = [f"MNIST test {mnist_delta:+.2f} pt (limit -{gate.max_mnist_drop:.2f})"]
     ok = mnist_delta >= -gate.max_mnist_drop - 1e-9

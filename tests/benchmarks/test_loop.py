@@ -31,7 +31,7 @@ def test_users_confirm_right_readings_and_correct_wrong_ones(
     engine = db.make_engine(url)
     try:
         with db.session_scope(db.make_session_factory(engine)) as session:
-            digits = db.labelled_digits(session)
+            digits = db.labelled_digits(session, holdout_fraction=0.2)
             assert len(digits) == stats.digits  # every reading was answered
             by_source = {s: [d for d in digits if d.source == s] for s in LabelSource}
             assert len(by_source[LabelSource.CORRECTED]) == stats.corrected_digits

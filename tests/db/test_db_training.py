@@ -63,7 +63,7 @@ def test_labelled_digits_filters(session: Session, reading_kwargs) -> None:
     set_blocked(session, 3, True)
     session.commit()
 
-    found = labelled_digits(session)
+    found = labelled_digits(session, holdout_fraction=0.2)
     assert sorted(d.label for d in found) == [1, 2, 3, 5]
     by_label = {d.label: d for d in found}
     assert by_label[5].source is LabelSource.CORRECTED and by_label[5].predicted == 4
@@ -74,23 +74,30 @@ def test_labelled_digits_filters(session: Session, reading_kwargs) -> None:
     assert by_label[3].labelled_at == T0 + timedelta(days=2)
     assert by_label[3].created == T0
 
-    later = labelled_digits(session, since=T0 + timedelta(days=1))
+    later = labelled_digits(session, holdout_fraction=0.2, since=T0 + timedelta(days=1))
     assert sorted(d.label for d in later) == [3, 5]
-    only_confirmed = labelled_digits(session, sources=["confirmed"])
+    only_confirmed = labelled_digits(session, holdout_fraction=0.2, sources=["confirmed"])
     assert sorted(d.label for d in only_confirmed) == [1, 2]
-    assert len(labelled_digits(session, limit=1)) == 1
+    assert len(labelled_digits(session, holdout_fraction=0.2, limit=1)) == 1
 
     # consent given back: their digits return; unblocked likewise
     set_training_consent(session, 2, True)
     set_blocked(session, 3, False)
-    assert sorted(d.label for d in labelled_digits(session)) == [1, 2, 3, 5, 5, 6]
+    assert sorted(d.label for d in labelled_digits(session, holdout_fraction=0.2)) == [
+        1,
+        2,
+        3,
+        5,
+        5,
+        6,
+    ]
 
 
 def test_aligned_labels_are_training_data(session: Session, reading_kwargs) -> None:
     reading = record_reading(session, **reading_kwargs(telegram_id=1, text="12"))
     correct_reading(session, reading.id, 1, "123")
     label_digits(session, reading.id, [1, 2], LabelSource.ALIGNED)
-    found = labelled_digits(session, sources=[LabelSource.ALIGNED])
+    found = labelled_digits(session, holdout_fraction=0.2, sources=[LabelSource.ALIGNED])
     assert [(d.label, d.source) for d in found] == [(1, "aligned"), (2, "aligned")]
 
 
@@ -118,7 +125,9 @@ def test_split_by_user_is_disjoint_persistent_and_growing(session: Session, read
         _confirmed(session, reading_kwargs, user, "5", T0)
     assert assign_splits(session, 0.2) == 10
     assert assign_splits(session, 0.2) == 0
-    holdout_now = {d.user_id for d in labelled_digits(session, split="holdout")}
+    holdout_now = {
+        d.user_id for d in labelled_digits(session, holdout_fraction=0.2, split="holdout")
+    }
     assert holdout_users < holdout_now and len(holdout_now) == 4
 
 
@@ -126,20 +135,20 @@ def test_users_without_consent_get_no_split(session: Session, reading_kwargs) ->
     _confirmed(session, reading_kwargs, 1, "1", T0)
     set_training_consent(session, 1, False)
     record_reading(session, **reading_kwargs(telegram_id=2, text="2"))  # no labels yet
-    assert assign_splits(session) == 0
+    assert assign_splits(session, 0.2) == 0
     assert get_user(session, 1).split is None  # type: ignore[union-attr]
     assert get_user(session, 2).split is None  # type: ignore[union-attr]
 
 
 def test_split_arguments_are_checked(session: Session) -> None:
     with pytest.raises(InvalidInput, match="split"):
-        labelled_digits(session, split="test")
+        labelled_digits(session, holdout_fraction=0.2, split="test")
     with pytest.raises(InvalidInput, match="holdout_fraction"):
         labelled_digits(session, holdout_fraction=1.5)
     with pytest.raises(InvalidInput, match="label source"):
-        labelled_digits(session, sources=["guessed"])
+        labelled_digits(session, holdout_fraction=0.2, sources=["guessed"])
     with pytest.raises(InvalidInput, match="naive"):
-        labelled_digits(session, since=datetime(2026, 1, 1))
+        labelled_digits(session, holdout_fraction=0.2, since=datetime(2026, 1, 1))
 
 
 def _register(session: Session, version: str, **kwargs) -> object:

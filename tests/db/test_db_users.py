@@ -96,7 +96,7 @@ def test_forget_user_deletes_rows_and_images_after_commit(
         assert owners == [2]
         assert session.scalar(select(func.count()).select_from(Reading)) == 2
         assert session.scalar(select(func.count()).select_from(Digit)) == 6
-        assert labelled_digits(session) == []
+        assert labelled_digits(session, holdout_fraction=0.2) == []
         assert user_stats(session, 1).known is False
         assert forget_user(session, 1).found is False  # twice is fine
 

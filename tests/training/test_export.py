@@ -35,7 +35,7 @@ def _collect(url: str, **kwargs):
     engine = db.make_engine(url)
     try:
         with db.session_scope(db.make_session_factory(engine)) as session:
-            return collect(session, **{"salt": "s1", **kwargs})
+            return collect(session, **{"salt": "s1", "holdout_fraction": 0.2, **kwargs})
     finally:
         engine.dispose()
 
@@ -64,7 +64,7 @@ def test_every_format_round_trips(url: str, tmp_path: Path) -> None:
     # The exported digits are exactly the eligible stored ones.
     engine = db.make_engine(url)
     with db.session_scope(db.make_session_factory(engine)) as session:
-        stored = sorted(d.crop for d in db.labelled_digits(session))
+        stored = sorted(d.crop for d in db.labelled_digits(session, holdout_fraction=0.2))
     engine.dispose()
     exported = sorted(img.tobytes() for img in np.concatenate([ds.train.images, ds.test.images]))
     assert exported == stored

@@ -80,7 +80,7 @@ def test_recovery_labels_what_it_can_and_keeps_the_rest(tmp_path: Path, mnist) -
             kept = db.get_reading(session, impossible)
             assert kept.status == ReadingStatus.REVIEW and kept.corrected_text == "1" * 40
             assert len(kept.digits) == 4 and all(d.label is None for d in kept.digits)
-            aligned = db.labelled_digits(session, sources=["aligned"])
+            aligned = db.labelled_digits(session, holdout_fraction=0.2, sources=["aligned"])
             assert sorted(d.label for d in aligned) == [0, 1, 2, 4, 7]
 
         again = recover_labels(factory, reader, images)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from digits.cli import main
 from digits.commands.retrain import EXIT_LOCKED
 from training.data.devsets import load_usps
 from training.retrain import (
+    Gate,
     RetrainConfig,
     RetrainError,
     Scores,
@@ -33,7 +35,9 @@ from vision.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
 
 REPO = Path(__file__).resolve().parents[2]
-# A gate that lets any candidate through (to test what promotion does).
+# The settings' gate, and a gate that lets any candidate through (to test what promotion
+# does).
+GATE = Gate(max_mnist_drop=0.1, min_user_gain=0.0, min_gain_digits=3, max_p_value=0.05)
 PROMOTE_ANYTHING = {
     "max_mnist_drop": 100.0,
     "min_user_gain": -100.0,
@@ -57,9 +61,16 @@ def data_dir(tmp_path: Path, usps) -> Path:
 
 
 def _run(data_dir: Path, mnist, **overrides):
-    config = RetrainConfig(
-        epochs=1, epoch_size=256, lr=1e-4, min_new_labels=100, threads=1, **overrides
-    )
+    settings = {
+        "epochs": 1,
+        "epoch_size": 256,
+        "lr": 1e-4,
+        "min_new_labels": 100,
+        "user_fraction": 0.5,
+        "holdout_fraction": 0.2,
+        **asdict(GATE),
+    }
+    config = RetrainConfig(threads=1, **(settings | overrides))
     engine = db.make_engine(sqlite_url(data_dir))
     factory = db.make_session_factory(engine)
     outcome = retrain(
@@ -82,26 +93,26 @@ def test_gate_rules() -> None:
     base = [True] * 180 + [False] * 20  # 90 % of 200 holdout digits
     active = _scores(0.9930, base)
     better = _scores(0.9925, [True] * 190 + [False] * 10)  # +10 digits, none lost
-    ok, why = decide(active, better, baseline_mnist=0.9930)
+    ok, why = decide(active, better, GATE, baseline_mnist=0.9930)
     assert ok and "10 digits gained, 0 lost" in why
     forgets = _scores(0.9915, [True] * 200)  # MNIST -0.15 pt
-    ok, why = decide(active, forgets, baseline_mnist=0.9930)
+    ok, why = decide(active, forgets, GATE, baseline_mnist=0.9930)
     assert not ok and "MNIST test -0.15 pt" in why
     worse_users = _scores(0.9990, [True] * 170 + [False] * 30)
-    assert not decide(active, worse_users, baseline_mnist=0.9930)[0]
+    assert not decide(active, worse_users, GATE, baseline_mnist=0.9930)[0]
     # Equal on the holdout ("did not drop") is no longer enough: nothing was gained.
     same = _scores(0.9935, base)
-    ok, why = decide(active, same, baseline_mnist=0.9930)
+    ok, why = decide(active, same, GATE, baseline_mnist=0.9930)
     assert not ok and "0 digits gained, 0 lost" in why
     # Two more right: under the minimum net gain (3) and not significant (p = 0.25).
-    assert not decide(active, _scores(0.9930, [True] * 182 + [False] * 18))[0]
+    assert not decide(active, _scores(0.9930, [True] * 182 + [False] * 18), GATE)[0]
     # Six gained and four lost (net +2 on 200): noise, whatever the accuracy says.
     churn = _scores(0.9930, [False] * 4 + [True] * 176 + [True] * 6 + [False] * 14)
-    ok, why = decide(active, churn, baseline_mnist=0.9930)
+    ok, why = decide(active, churn, GATE, baseline_mnist=0.9930)
     assert not ok and "6 digits gained, 4 lost" in why
     # Many gained, a few lost: net +8, p = 0.019.
     mixed = _scores(0.9930, [False] * 2 + [True] * 178 + [True] * 10 + [False] * 10)
-    assert decide(active, mixed, baseline_mnist=0.9930)[0]
+    assert decide(active, mixed, GATE, baseline_mnist=0.9930)[0]
 
 
 def test_gate_bounds_mnist_against_the_shipped_baseline() -> None:
@@ -110,15 +121,15 @@ def test_gate_bounds_mnist_against_the_shipped_baseline() -> None:
     right = [True] * 190 + [False] * 10
     better = [True] * 200
     active = _scores(0.9966, right)
-    ok, why = decide(active, _scores(0.9964, better), baseline_mnist=0.9972)
+    ok, why = decide(active, _scores(0.9964, better), GATE, baseline_mnist=0.9972)
     assert ok, why
-    ok, why = decide(active, _scores(0.9961, better), baseline_mnist=0.9972)
+    ok, why = decide(active, _scores(0.9961, better), GATE, baseline_mnist=0.9972)
     assert not ok and "-0.11 pt against the shipped baseline" in why
 
 
 def test_gate_needs_a_holdout() -> None:
     no_holdout = Scores(0.9930, None, 0)
-    ok, why = decide(Scores(0.9930, None, 0), no_holdout, baseline_mnist=0.9930)
+    ok, why = decide(Scores(0.9930, None, 0), no_holdout, GATE, baseline_mnist=0.9930)
     assert not ok and "no user holdout" in why
 
 

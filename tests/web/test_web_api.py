@@ -59,7 +59,7 @@ def test_correction_is_stored_like_the_bots(web: Web, client: TestClient) -> Non
     assert stored["status"] == "corrected" and stored["corrected_text"] == wrong
     assert stored["digits"][0]["true_label"] == int(wrong[0])
     with web.sessions() as session:
-        labelled = db.labelled_digits(session, sources=["corrected"])
+        labelled = db.labelled_digits(session, holdout_fraction=0.2, sources=["corrected"])
         assert any(
             d.reading_id == reading["reading_id"] and d.label == int(wrong[0]) for d in labelled
         )
