@@ -147,7 +147,8 @@ class FakeTelegram:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         server = site._server
-        assert server is not None
+        if server is None:
+            raise RuntimeError("the fake Bot API server did not start")
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
 

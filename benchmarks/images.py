@@ -81,9 +81,7 @@ def number_image(
             x += size + 8
     noise = rng.normal(0, 3, paper.shape)
     paper = np.clip(paper + noise, 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(fmt, cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
-    assert ok
-    return encoded.tobytes()
+    return _encoded(fmt, cv2.cvtColor(paper, cv2.COLOR_GRAY2BGR))
 
 
 def number_photo(text: str, *, seed: int = 0, size: tuple[int, int] = (1280, 960)) -> bytes:
@@ -107,14 +105,17 @@ def number_photo(text: str, *, seed: int = 0, size: tuple[int, int] = (1280, 960
     region = page[y : y + strip.shape[0], x : x + strip.shape[1]]
     region[:] = region * (1 - np.clip(ink, 0, 1)) + 25 * np.clip(ink, 0, 1)
     colour = cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    ok, encoded = cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, 87])
-    assert ok
-    return encoded.tobytes()
+    return _encoded(".jpg", colour, [cv2.IMWRITE_JPEG_QUALITY, 87])
 
 
 def blank_image(fmt: str = ".png") -> bytes:
     """White paper with nothing written on it."""
     paper = np.full((300, 400, 3), 240, np.uint8)
-    ok, encoded = cv2.imencode(fmt, paper)
-    assert ok
+    return _encoded(fmt, paper)
+
+
+def _encoded(fmt: str, image: np.ndarray, params: list[int] | None = None) -> bytes:
+    ok, encoded = cv2.imencode(fmt, image, params or [])
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode {fmt}")
     return encoded.tobytes()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -113,11 +112,6 @@ async def _post_init(
     export_argv: tuple[str, ...] | None,
 ) -> None:
     """Migrate, open the database, load the model once, register commands and jobs."""
-    if importlib.util.find_spec("sniffio") is None:
-        log.warning(
-            "sniffio is not installed: httpcore then searches sys.path on every request "
-            "(milliseconds of CPU each); pip install sniffio"
-        )
     url = config.db_url
     await asyncio.to_thread(db.upgrade, url)
     engine = await asyncio.to_thread(db.make_engine, url)
@@ -148,22 +142,28 @@ async def _post_init(
     # that comes first waits for them, nobody waits for the bot to start.
     handlers.spawn(resources, resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE))
     await _register_commands(app, config)
-    jobs = app.job_queue
-    if jobs is not None:
-        if config.model_check_interval_s > 0:
-            jobs.run_repeating(
-                handlers.refresh_model,
-                interval=config.model_check_interval_s,
-                first=config.model_check_interval_s,
-                name="model-refresh",
-            )
-        if config.retrain_at is not None:
-            jobs.run_daily(handlers.scheduled_retrain, time=config.retrain_at, name="retrain")
-            log.info("retraining scheduled daily at %s UTC", config.retrain_at.strftime("%H:%M"))
+    _schedule_jobs(app, config)
     _reload_on_sighup(app, models)
     log.info(
         "bot ready: model %s, database %s", models.current.version, engine.url.render_as_string()
     )
+
+
+def _schedule_jobs(app: Application, config: BotConfig) -> None:
+    """The model check every few seconds and the daily retraining, when configured."""
+    jobs = app.job_queue
+    if jobs is None:
+        return
+    if config.model_check_interval_s > 0:
+        jobs.run_repeating(
+            handlers.refresh_model,
+            interval=config.model_check_interval_s,
+            first=config.model_check_interval_s,
+            name="model-refresh",
+        )
+    if config.retrain_at is not None:
+        jobs.run_daily(handlers.scheduled_retrain, time=config.retrain_at, name="retrain")
+        log.info("retraining scheduled daily at %s UTC", config.retrain_at.strftime("%H:%M"))
 
 
 def _reload_on_sighup(app: Application, models: ModelManager) -> None:

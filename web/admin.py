@@ -13,7 +13,6 @@ import logging
 import shutil
 import tempfile
 import time
-import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 import db
 from db import dashboard
+from serving import service
 from web import charts
 from web.app import Resources, res
 from web.auth import LOGIN_CSRF_COOKIE, is_https, tokens_match
@@ -177,6 +177,14 @@ async def dashboard_page(request: Request) -> Response:
     if csrf is None:
         return RedirectResponse("/admin/login", status_code=303)
     data = await asyncio.to_thread(_overview, r)
+    return HTMLResponse(
+        _page("digits · operator", _dashboard_html(r, data, csrf)),
+        headers={"cache-control": "no-store"},
+    )
+
+
+def _dashboard_html(r: Resources, data: dict[str, Any], csrf: str) -> str:
+    """The dashboard's body: counts per source, model versions, runs, charts."""
     e = html.escape
     source_rows = "".join(
         f"<tr><td>{e(s.source)}</td><td class=n>{s.users}</td><td class=n>{s.readings}</td>"
@@ -246,7 +254,7 @@ height="320">
 <img src="/admin/charts/confusion.png" alt="confusion matrix" width="460" height="420">
 <ol id="pairs">{pairs}</ol></section>
 </main>"""
-    return HTMLResponse(_page("digits · operator", body), headers={"cache-control": "no-store"})
+    return body
 
 
 def _chart(r: Resources, which: str) -> bytes:
@@ -337,13 +345,6 @@ async def retrain_status(request: Request) -> Response:
     )
 
 
-def _zip(folder: Path, target: Path) -> None:
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder))
-
-
 @router.post("/export")
 async def export(request: Request) -> Response:
     await _form(request)
@@ -357,7 +358,7 @@ async def export(request: Request) -> Response:
         if not outcome.ok or not out.is_dir():
             raise HTTPException(500, f"The export failed: {outcome.describe()}")
         target = work / "digits-export.zip"
-        await asyncio.to_thread(_zip, out, target)
+        await asyncio.to_thread(service.zip_folder, out, target)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

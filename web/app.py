@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 
 import db
 from serving import service
-from serving.intake import Sender, read_and_record
+from serving.intake import Recorded, Sender, read_and_record
 from serving.model_swap import ModelManager, load_reader
 from serving.ratelimit import RateLimiter
 from serving.subprocesses import CommandRunner
@@ -186,6 +186,31 @@ def _blank_png() -> bytes:
 
     ok, buffer = cv2.imencode(".png", np.full((16, 16), 255, np.uint8))
     return buffer.tobytes() if ok else b""
+
+
+def _reading_out(item: Recorded, version: str) -> ReadingOut:
+    """One page read, as the API answers it."""
+    reading = item.page.reading
+    return ReadingOut(
+        reading_id=item.reading_id,
+        text=reading.text,
+        digits=[
+            DigitOut(
+                label=d.label,
+                confidence=round(float(d.confidence), 4),
+                box=[int(v) for v in d.box],
+                line=d.line,
+                number=d.number,
+                doubtful=bool(d.low_confidence),
+            )
+            for d in reading.digits
+        ],
+        elapsed_ms=round(float(reading.elapsed_ms), 2),
+        width=int(reading.width),
+        height=int(reading.height),
+        page=item.page.page,
+        model=version,
+    )
 
 
 def create_app(config: WebConfig) -> FastAPI:
@@ -397,29 +422,7 @@ def _routes(app: FastAPI, static: dict[str, tuple[bytes, str, str]]) -> None:
             )  # fmt: skip
         except ImageError as exc:
             raise HTTPException(_image_error_status(exc), str(exc)) from None
-        out = [
-            ReadingOut(
-                reading_id=reading_id,
-                text=p.reading.text,
-                digits=[
-                    DigitOut(
-                        label=d.label,
-                        confidence=round(float(d.confidence), 4),
-                        box=[int(v) for v in d.box],
-                        line=d.line,
-                        number=d.number,
-                        doubtful=bool(d.low_confidence),
-                    )
-                    for d in p.reading.digits
-                ],
-                elapsed_ms=round(float(p.reading.elapsed_ms), 2),
-                width=int(p.reading.width),
-                height=int(p.reading.height),
-                page=p.page,
-                model=loaded.version,
-            )
-            for p, reading_id in ((item.page, item.reading_id) for item in recorded)
-        ]
+        out = [_reading_out(item, loaded.version) for item in recorded]
         if sniff_format(data) in service.MULTI_PAGE:
             total = round(sum(p.elapsed_ms for p in out), 2)
             return PagesOut(pages=out, elapsed_ms=total, model=loaded.version)

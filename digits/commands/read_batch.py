@@ -294,12 +294,12 @@ def _in_processes(
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 index = running.pop(future)
-                item = items[index]
-                assert isinstance(item, Task)
+                item = items[index]  # a Task: records (dicts) are never submitted
+                name = item.name if isinstance(item, Task) else str(item.get("file"))
                 try:
                     results[index] = future.result()
                 except Exception as exc:  # the worker died (killed, out of memory)
-                    results[index] = [{"file": item.name, "error": _message(exc)}]
+                    results[index] = [{"file": name, "error": _message(exc)}]
                 tick()
     return start
 
