@@ -63,6 +63,10 @@ class VisionPool:
         self.processes = processes
         self.torch_threads = torch_threads
         self._executor: Executor
+        # Starting the processes blocks the caller for seconds (the fork server imports
+        # PyTorch before it answers), so the first submit happens in a thread.
+        self._started = not processes
+        self._start_lock = asyncio.Lock()
         if processes:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["bot.service", "vision.reader"])
@@ -86,10 +90,24 @@ class VisionPool:
             return await loop.run_in_executor(
                 self._executor, service.read_image, model.reader, data, max_pages
             )
+        await self._start()
         file = str(model.file) if model.file else None
         return await loop.run_in_executor(
             self._executor, _read_in_process, file, model.key, data, max_pages, self.torch_threads
         )
+
+    async def _start(self) -> None:
+        """Start the fork server and every worker process off the event loop, once."""
+        if self._started:
+            return
+        async with self._start_lock:
+            if not self._started:
+                await asyncio.to_thread(self._start_processes)
+                self._started = True
+
+    def _start_processes(self) -> None:
+        for started in [self._executor.submit(os.getpid) for _ in range(self.workers)]:
+            started.result()
 
     async def warm_up(self, model: LoadedModel, sample: bytes) -> None:
         """Start every worker process and load the model there before people wait on it."""
