@@ -26,6 +26,12 @@ from bot.models import LoadedModel, load_reader
 log = logging.getLogger(__name__)
 
 _readers: OrderedDict[str, Any] = OrderedDict()  # per worker process: key -> reader
+# A tiny white PNG: reading it makes each vision worker process load the model.
+WARM_UP_IMAGE = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000100000001008000000003a98a0bd0000002b4944415418"
+    "1955c1b1010000008220fdff689b03e319cf78c6339ef18c673ce319cf78c6339ef18c67bc01f99810"
+    "01464639550000000049454e44ae426082"
+)
 
 
 def limit_threads(torch_threads: int) -> None:
@@ -56,7 +62,11 @@ def _read_in_process(
 
 
 class VisionPool:
-    """Runs ``service.read_image`` off the event loop, in threads or processes."""
+    """Runs ``service.read_image`` off the event loop, in threads or processes.
+
+    With processes, photos that come while the workers start and load the model are read
+    in threads of this process (with the reader it holds anyway): nobody waits for them.
+    """
 
     def __init__(self, workers: int = 0, torch_threads: int = 1, processes: bool = False):
         self.workers = workers or os.cpu_count() or 2
@@ -65,8 +75,16 @@ class VisionPool:
         self._executor: Executor
         # Starting the processes blocks the caller for seconds (the fork server imports
         # PyTorch before it answers), so the first submit happens in a thread.
-        self._started = not processes
+        self._started = self._ready = not processes
         self._start_lock = asyncio.Lock()
+        self._warming: asyncio.Task[None] | None = None
+        threads = ThreadPoolExecutor(
+            max_workers=self.workers,
+            thread_name_prefix="vision",
+            initializer=limit_threads,
+            initargs=(torch_threads,),
+        )
+        self._threads: ThreadPoolExecutor | None = threads
         if processes:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["bot.service", "vision.reader"])
@@ -77,22 +95,34 @@ class VisionPool:
                 initargs=(torch_threads,),
             )
         else:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.workers,
-                thread_name_prefix="vision",
-                initializer=limit_threads,
-                initargs=(torch_threads,),
-            )
+            self._executor = threads
+
+    @property
+    def ready(self) -> bool:
+        """True once readings go to the worker processes (always, with threads)."""
+        return self._ready
 
     async def read(self, model: LoadedModel, data: bytes, max_pages: int) -> list[service.Page]:
         loop = asyncio.get_running_loop()
+        if not self._ready and model.reader is not None:
+            self.start_warm_up(model)
+            return await loop.run_in_executor(
+                self._threads, service.read_image, model.reader, data, max_pages
+            )
         if not self.processes:
             return await loop.run_in_executor(
                 self._executor, service.read_image, model.reader, data, max_pages
             )
+        if not self._ready:
+            await self.warm_up(model)
+        return await self._in_process(model, data, max_pages)
+
+    async def _in_process(
+        self, model: LoadedModel, data: bytes, max_pages: int
+    ) -> list[service.Page]:
         await self._start()
         file = str(model.file) if model.file else None
-        return await loop.run_in_executor(
+        return await asyncio.get_running_loop().run_in_executor(
             self._executor, _read_in_process, file, model.key, data, max_pages, self.torch_threads
         )
 
@@ -109,18 +139,32 @@ class VisionPool:
         for started in [self._executor.submit(os.getpid) for _ in range(self.workers)]:
             started.result()
 
-    async def warm_up(self, model: LoadedModel, sample: bytes) -> None:
+    def start_warm_up(self, model: LoadedModel) -> asyncio.Task[None] | None:
+        """Begin starting the workers and loading the model there (once); the task."""
+        if self.processes and self._warming is None:
+            self._warming = asyncio.get_running_loop().create_task(self._warm(model))
+        return self._warming
+
+    async def warm_up(self, model: LoadedModel) -> None:
         """Start every worker process and load the model there before people wait on it."""
-        if not self.processes:
-            return
+        task = self.start_warm_up(model)
+        if task is not None:
+            await task
+
+    async def _warm(self, model: LoadedModel) -> None:
         from vision.decode import ImageError
 
         results = await asyncio.gather(
-            *(self.read(model, sample, 1) for _ in range(self.workers)), return_exceptions=True
+            *(self._in_process(model, WARM_UP_IMAGE, 1) for _ in range(self.workers)),
+            return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, ImageError):
-                raise result
+                raise result  # the photos go on being read in threads
+        self._ready = True
+        log.info("%d vision worker processes ready", self.workers)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._threads is not None and self._threads is not self._executor:
+            self._threads.shutdown(wait=True, cancel_futures=True)
