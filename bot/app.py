@@ -35,12 +35,6 @@ from serving.vision_pool import VisionPool, limit_threads
 
 log = logging.getLogger(__name__)
 
-# A tiny white PNG: reading it makes each vision worker process load the model.
-_WARM_UP_IMAGE = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000100000001008000000003a98a0bd0000002b4944415418"
-    "1955c1b1010000008220fdff689b03e319cf78c6339ef18c673ce319cf78c6339ef18c67bc01f99810"
-    "01464639550000000049454e44ae426082"
-)
 MISSING_TOKEN = texts.MISSING_TOKEN
 
 
@@ -138,9 +132,9 @@ async def _post_init(
         export=CommandRunner(export_argv or (*DIGITS, "export"), "export", env=env),
     )
     app.bot_data[RESOURCES] = resources
-    # Worker processes start and load the model while the bot already polls: a photo
-    # that comes first waits for them, nobody waits for the bot to start.
-    handlers.spawn(resources, resources.vision_pool.warm_up(models.current, _WARM_UP_IMAGE))
+    # Worker processes start and load the model while the bot already polls; photos
+    # that come first are read in threads meanwhile: nobody waits for the workers.
+    handlers.spawn(resources, resources.vision_pool.warm_up(models.current))
     await _register_commands(app, config)
     _schedule_jobs(app, config)
     _reload_on_sighup(app, models)

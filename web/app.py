@@ -180,14 +180,6 @@ def _static_files() -> dict[str, tuple[bytes, str, str]]:
     return files
 
 
-def _blank_png() -> bytes:
-    import cv2
-    import numpy as np
-
-    ok, buffer = cv2.imencode(".png", np.full((16, 16), 255, np.uint8))
-    return buffer.tobytes() if ok else b""
-
-
 def _reading_out(item: Recorded, version: str) -> ReadingOut:
     """One page read, as the API answers it."""
     reading = item.page.reading
@@ -249,7 +241,7 @@ def create_app(config: WebConfig) -> FastAPI:
         app.state.resources = resources
         try:
             # Worker processes (vision_processes) load the model before anyone waits on it.
-            await resources.pool.warm_up(models.current, _blank_png())
+            await resources.pool.warm_up(models.current)
             if config.model_check_interval_s > 0:
                 interval = config.model_check_interval_s
                 resources.spawn(_refresh_models(models, interval), "model-refresh")

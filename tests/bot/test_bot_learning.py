@@ -290,25 +290,33 @@ async def test_vision_processes_read_and_follow_a_swap(
 async def test_the_bot_answers_before_its_worker_processes_are_warm(
     fake: FakeTelegram, settings: Settings, start_bot: Any, monkeypatch: Any
 ) -> None:
-    """Processes are the default; their warm-up runs beside polling, not before it."""
+    """Processes are the default; they start beside polling, and photos that come
+    before they are ready are read in threads of the bot's process."""
     from serving.vision_pool import VisionPool
 
     assert Settings().vision_processes is True
     assert Settings.from_env(dotenv=False).vision_processes is True
     release = asyncio.Event()
-    warmed: list[bool] = []
-    original = VisionPool.warm_up
+    original = VisionPool._start
 
-    async def slow_warm_up(self: VisionPool, model: Any, sample: bytes) -> None:
-        await release.wait()  # the workers "load" until the test says so
-        await original(self, model, sample)
-        warmed.append(True)
+    async def slow_start(self: VisionPool) -> None:
+        await release.wait()  # the fork server "imports PyTorch" until the test says so
+        await original(self)
 
-    monkeypatch.setattr(VisionPool, "warm_up", slow_warm_up)
-    await start_bot(with_(settings, vision_processes=True, vision_workers=1))
+    monkeypatch.setattr(VisionPool, "_start", slow_start)
+    app = await start_bot(with_(settings, vision_processes=True, vision_workers=1))
+    pool = app.bot_data[RESOURCES].vision_pool
     await fake.send_text_from(ALICE, "/start")
     assert "I read handwritten numbers" in (await fake.wait_for_reply(ALICE.id)).text
-    assert warmed == []
-    release.set()
     await fake.send_photo_from(ALICE, number_image("58", seed=43))
     assert "<pre>58" in (await fake.wait_for_reply(ALICE.id, timeout=60)).raw
+    assert not pool.ready  # read in a thread: the workers are still starting
+    release.set()
+    await asyncio.wait_for(pool.warm_up(pool_model(app)), 60)
+    assert pool.ready
+    await fake.send_photo_from(ALICE, number_image("316", seed=44))
+    assert "<pre>316" in (await fake.wait_for_reply(ALICE.id, timeout=60)).raw
+
+
+def pool_model(app: Any) -> Any:
+    return app.bot_data[RESOURCES].models.current

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import html
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from telegram import Document
 
@@ -68,3 +72,49 @@ def test_document_triage() -> None:
     assert document_kind(doc("photo.jpg", "application/octet-stream")) is None
     assert document_kind(doc("notes.txt", "text/plain")) == "a TXT file"
     assert document_kind(doc(None, "video/mp4")) == "of type video/mp4"
+
+
+# Runs in a fresh interpreter: the fork server is started once per process, and in the
+# test session an earlier test has started it already.
+_START_POOL = """
+import asyncio, os, time
+from serving.vision_pool import VisionPool
+
+async def main():
+    pool = VisionPool(1, 1, processes=True)
+    gaps = []
+
+    async def tick():
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.02)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.1)
+    await pool._start()
+    pids = await asyncio.get_running_loop().run_in_executor(pool._executor, os.getpid)
+    ticker.cancel()
+    pool.shutdown()
+    print(max(gaps), pids != os.getpid())
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_starting_worker_processes_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """The fork server imports PyTorch before it answers (seconds): not on the loop."""
+    script = tmp_path / "start_pool.py"
+    script.write_text(_START_POOL)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    gap, other_process = out.stdout.split()
+    assert other_process == "True"
+    assert float(gap) < 0.5  # the loop ticked on while the processes started (2.3 s)
