@@ -98,6 +98,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow
 def test_every_command_fails_in_one_line(places) -> None:
     cases = _cases(places)
     with ThreadPoolExecutor(4) as pool:
@@ -116,6 +117,7 @@ def test_every_command_fails_in_one_line(places) -> None:
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow
 def test_retrain_ends_with_its_json_summary_when_the_database_is_broken(places) -> None:
     """The bot and cron relay the last stdout line; a failure must still produce one."""
     proc = _run(["retrain", "--force", "--quiet"], {"DIGITS_DATA_DIR": str(places["broken"])})

@@ -18,6 +18,8 @@ from bot import texts
 from tests.datadirs import mnist_dir
 from tests.vision import corpus
 
+pytestmark = pytest.mark.slow  # the whole bad-input corpus through a real bot
+
 MIME = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "image/bmp",
         "webp": "image/webp", "tif": "image/tiff", "pdf": "application/pdf"}  # fmt: skip
 MAX_SECONDS = 10.0

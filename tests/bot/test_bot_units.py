@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from telegram import Document
 
 from bot import keyboards, texts
@@ -105,6 +106,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_starting_worker_processes_leaves_the_event_loop_free(tmp_path: Path) -> None:
     """The fork server imports PyTorch before it answers (seconds): not on the loop."""
     script = tmp_path / "start_pool.py"

@@ -71,6 +71,7 @@ def test_junk_boxes_are_those_mostly_outside_every_digit() -> None:
     assert junk_boxes(found, drawn) == [1, 2]
 
 
+@pytest.mark.slow
 def test_not_digit_crops_are_what_the_reader_cuts_beside_the_drawn_digits(mnist) -> None:
     from training.data.fields import not_digit_crops
 

@@ -351,6 +351,7 @@ def test_killed_retrain_leaves_the_active_model_intact(
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_model_file_left_by_a_kill_before_its_commit_is_removed_by_the_next_run(
     data_dir: Path, mnist_dir: Path, mnist
 ) -> None:

@@ -81,6 +81,7 @@ def test_european_ones_get_a_flag(mnist) -> None:
     assert torch.equal(sevens, x)
 
 
+@pytest.mark.slow
 def test_channels_last_trains_like_the_default_layout(mnist) -> None:
     """The CPU's channels-last layout changes the speed, not what is learnt."""
     train_split, test_split = mnist

@@ -52,6 +52,7 @@ def results(corpus_dir: Path) -> dict:
     return json.loads((corpus_dir / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_corpus_is_large_and_varied(results: dict) -> None:
     cases = results["cases"]
     assert len(cases) >= 120
@@ -85,6 +86,7 @@ def test_every_case_is_quick_and_bounded_in_memory(results: dict) -> None:
     assert extra_mb < MAX_EXTRA_MB, f"{extra_mb:.0f} MB above the loaded model ({culprit})"
 
 
+@pytest.mark.slow
 def test_digits_read_gives_one_line_per_bad_file(
     corpus_dir: Path, results: dict, tmp_path: Path
 ) -> None:
@@ -114,6 +116,7 @@ def test_digits_read_gives_one_line_per_bad_file(
     assert len(list(annotated.iterdir())) == len(blank) >= 10  # thin strips drawn too
 
 
+@pytest.mark.slow
 def test_dev_zero_is_refused_within_a_memory_limit() -> None:
     """`digits read /dev/zero` grew to 18 GB; under a 5 GB address-space limit (the
     loaded model needs about 4) it must say the file is too large, then read on."""

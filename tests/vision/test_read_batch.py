@@ -53,6 +53,7 @@ def _expected(root: Path, names: list[str]) -> list[tuple[str, str]]:
     return sorted(pairs.items())
 
 
+@pytest.mark.slow
 def test_jobs_2_reads_a_folder_and_a_pdf_page_by_page_in_input_order(scans, capsys) -> None:
     root, names = scans
     assert main(["read", str(root), "--jobs", "2", "--all-pages"]) == 0

@@ -33,6 +33,8 @@ from webkit import ADMIN_PASSWORD, REPO, SAMPLES
 
 import db
 
+pytestmark = pytest.mark.slow  # a real browser against a real server
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CANVAS_W = 720
