@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cpu import tree_cpu
+
 log = logging.getLogger(__name__)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -109,31 +111,6 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], logfile: Path) -> 
     raise RuntimeError("digits web did not answer /healthz within 120 s")
 
 
-def _cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) used so far by process ``root`` and its descendants."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
-    total = 0.0
-    for pid, cpu in times.items():
-        walk = pid
-        while walk and walk != root:
-            walk = parents.get(walk, 0)
-        if walk == root:
-            total += cpu
-    return total
-
-
 def first_paint_bytes(url: str) -> dict[str, int]:
     """Bytes of ``/`` and of the files it links, headers included, as a browser fetches."""
     import httpx
@@ -172,10 +149,10 @@ async def drive_clients(
 
     async def account() -> None:  # CPU used by server and load generator while measured
         await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-        cpu["server"] = -_cpu_seconds(server_pid) if server_pid else 0.0
+        cpu["server"] = -tree_cpu(server_pid)[1] if server_pid else 0.0
         cpu["client"] = -time.process_time()
         await asyncio.sleep(max(0.0, stop - time.perf_counter()))
-        cpu["server"] += _cpu_seconds(server_pid) if server_pid else 0.0
+        cpu["server"] += tree_cpu(server_pid)[1] if server_pid else 0.0
         cpu["client"] += time.process_time()
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -28,10 +27,11 @@ import db
 from bot import handlers, texts
 from bot.config import BotConfig
 from bot.handlers import RESOURCES, BotResources
-from serving.model_swap import ModelManager, load_reader
+from serving.model_swap import ModelManager
 from serving.ratelimit import RateLimiter
+from serving.startup import open_database_and_model
 from serving.subprocesses import DIGITS, CommandRunner
-from serving.vision_pool import VisionPool, limit_threads
+from serving.vision_pool import VisionPool
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +106,13 @@ async def _post_init(
     export_argv: tuple[str, ...] | None,
 ) -> None:
     """Migrate, open the database, load the model once, register commands and jobs."""
-    url = config.db_url
-    await asyncio.to_thread(db.upgrade, url)
-    engine = await asyncio.to_thread(db.make_engine, url)
-    sessions = db.make_session_factory(engine)
-    models = ModelManager(
-        sessions,
-        default_path=config.model_path,
+    opened = await open_database_and_model(
+        config.db_url,
+        model_path=config.model_path,
         data_dir=config.data_dir,
-        loader=functools.partial(load_reader, threads=config.torch_threads),
+        torch_threads=config.torch_threads,
     )
-    await asyncio.to_thread(limit_threads, config.torch_threads)
-    await models.refresh()
+    engine, sessions, models = opened.engine, opened.sessions, opened.models
     workers = config.vision_workers
     env = dict(config.subprocess_env)
     resources = BotResources(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import logging
 import mimetypes
@@ -29,10 +28,11 @@ from starlette.exceptions import HTTPException
 import db
 from serving import service
 from serving.intake import Recorded, Sender, read_and_record
-from serving.model_swap import ModelManager, load_reader
+from serving.model_swap import ModelManager
 from serving.ratelimit import RateLimiter
+from serving.startup import open_database_and_model
 from serving.subprocesses import CommandRunner
-from serving.vision_pool import VisionPool, limit_threads
+from serving.vision_pool import VisionPool
 from web.auth import AdminSessions, BrowserIdentity, user_key
 from web.config import WebConfig
 from web.guard import Guard
@@ -213,18 +213,13 @@ def create_app(config: WebConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = config.db_url
-        await asyncio.to_thread(db.upgrade, url)
-        engine = await asyncio.to_thread(db.make_engine, url)
-        sessions = db.make_session_factory(engine)
-        models = ModelManager(
-            sessions,
-            default_path=config.model_path,
+        opened = await open_database_and_model(
+            config.db_url,
+            model_path=config.model_path,
             data_dir=config.data_dir,
-            loader=functools.partial(load_reader, threads=config.torch_threads),
+            torch_threads=config.torch_threads,
         )
-        await asyncio.to_thread(limit_threads, config.torch_threads)
-        await models.refresh()
+        engine, sessions, models = opened.engine, opened.sessions, opened.models
         env = dict(config.subprocess_env)
         resources = Resources(
             config=config,
