@@ -404,9 +404,15 @@ def _routes(app: FastAPI, static: dict[str, tuple[bytes, str, str]]) -> None:
         loaded = r.models.current  # one model for the whole request, even across a swap
         try:
             recorded = await read_and_record(
-                r.pool, loaded, r.sessions, r.images, data, sender,
-                max_pages=r.config.max_pdf_pages, annotated=False,
-            )  # fmt: skip
+                r.pool,
+                loaded,
+                r.sessions,
+                r.images,
+                data,
+                sender,
+                max_pages=r.config.max_pdf_pages,
+                annotated=False,
+            )
         except ImageError as exc:
             raise HTTPException(_image_error_status(exc), str(exc)) from None
         out = [_reading_out(item, loaded.version) for item in recorded]

@@ -80,9 +80,14 @@ async def image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
     try:
         recorded = await read_and_record(
-            r.vision_pool, r.models.current, r.sessions, r.images, data, sender,
+            r.vision_pool,
+            r.models.current,
+            r.sessions,
+            r.images,
+            data,
+            sender,
             max_pages=r.config.max_pdf_pages,
-        )  # fmt: skip
+        )
     except ImageError as exc:
         await reply(message, error_text(exc) or texts.ERROR)
         return
