@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return read_batch(args, model, settings.torch_threads, max_bytes)
     reader = DigitReader.load(model, max_bytes=max_bytes, threads=settings.torch_threads)
     if args.annotate:
-        _prepare_folder(args.annotate)
+        prepare_folder(args.annotate)
     status = 0
     taken: set[str] = set()  # annotation names given out in this run
     for path in args.images:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             data = read_file(path, max_bytes)
             if args.all_pages:
                 # Each page decoded (a PDF page rendered) once, read, drawn, then let go.
-                pages = _lookahead(reader.read_document(data))
+                pages = lookahead(reader.read_document(data))
             elif args.annotate:
                 # Decoded once, as `read` would (a large JPEG at reduced size), and drawn on.
                 array, scale = decode_for_reading(data, max_side=MAX_SIDE, max_bytes=max_bytes)
@@ -112,7 +112,7 @@ def _unique(folder: Path, stem: str, taken: set[str]) -> Path:
     return folder / name
 
 
-def _prepare_folder(folder: Path) -> None:
+def prepare_folder(folder: Path) -> None:
     """Create the --annotate folder, or say in one line why it cannot be used."""
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(0, "--annotate needs a folder, and this is a file", str(folder))
@@ -121,7 +121,7 @@ def _prepare_folder(folder: Path) -> None:
         raise PermissionError(0, "--annotate folder is not writable", str(folder))
 
 
-def _lookahead(pages: Any) -> Any:
+def lookahead(pages: Any) -> Any:
     """(reading, page, more than one page?) for each page, one page ahead at most."""
     first = next(pages, None)
     if first is None:

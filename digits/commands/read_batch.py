@@ -37,6 +37,7 @@ class Task:
     path: str
     name: str  # the output's "file": the path, or "path#N" for page N of several
     page: int | None = None  # a page of a PDF of several; None: the file (all_pages: all)
+    stem: str = ""  # the annotated picture's name: the file's stem, made unique in the batch
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -78,7 +79,10 @@ def plan(
 
     With `all_pages` a PDF gives one task per page; names in `done` are left out.
     """
+    taken: set[str] = set()
     for path in expand(paths):
+        # Named over every input, done or not, so that a resumed batch names alike.
+        stem = _unique_stem(path.stem, taken)
         pages: int | None = None
         if all_pages:
             try:
@@ -89,12 +93,23 @@ def plan(
                 continue
         if pages is None or pages == 1:
             if str(path) not in done and f"{path}#1" not in done:
-                yield Task(str(path), str(path))
+                yield Task(str(path), str(path), stem=stem)
             continue
         for page in range(pages):
             name = f"{path}#{page + 1}"
             if name not in done:
-                yield Task(str(path), name, page)
+                yield Task(str(path), name, page, stem)
+
+
+def _unique_stem(stem: str, taken: set[str]) -> str:
+    """`stem`, or `stem-2`, `stem-3`... for a later input of the same name, as `digits
+    read --annotate` names them."""
+    name, n = stem, 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name)
+    return name
 
 
 def _message(exc: BaseException) -> str:
@@ -140,28 +155,57 @@ def init_worker(
 
 def read_task(task: Task) -> list[dict[str, Any]]:
     """The JSON records of one task: a reading per page, or one record with an error."""
-    try:
-        from vision.decode import read_file
+    from digits.commands.read import record
 
-        data = read_file(task.path, _options["max_bytes"])
-        if task.page is not None:
-            data = _single_page_pdf(data, task.page)
-        if task.page is None and _options["all_pages"]:
-            readings = _reader.read_pages(data)
-        else:
-            readings = [_reader.read(data)]
+    try:
+        records = [record(name, reading) for name, reading in _read_and_annotate(task)]
     except Exception as exc:  # a bad file never stops the batch
         log.debug("%s failed", task.name, exc_info=True)
         return [{"file": task.name, "error": _message(exc)}]
-    from digits.commands.read import record
-
-    records = []
-    for reading in readings:
-        name = task.name if len(readings) == 1 else f"{task.name}#{reading.page + 1}"
-        records.append(record(name, reading))
-        if _options["annotate"]:
-            _write_annotated(Path(_options["annotate"]), task, reading, data, len(readings))
     return records
+
+
+def _read_and_annotate(task: Task) -> Iterator[tuple[str, Any]]:
+    """(output name, reading) per page; each page decoded once, drawn on if asked, let go.
+
+    Read as `digits read` reads it: the whole document with `all_pages`, else the file;
+    to be drawn on, the file is decoded once (a large JPEG at reduced size) and read
+    from that same array.
+    """
+    from digits.commands.read import lookahead
+    from vision.decode import decode_for_reading, read_file
+    from vision.segment import MAX_SIDE
+
+    data = read_file(task.path, _options["max_bytes"])
+    if task.page is not None:
+        data = _single_page_pdf(data, task.page)
+    folder = _options["annotate"]
+    if task.page is None and _options["all_pages"]:
+        pages: Iterable[tuple[str, Any, Any, int | None]] = (
+            (f"{task.name}#{r.page + 1}" if many else task.name, r, image, r.page if many else None)
+            for r, image, many in lookahead(_reader.read_document(data))
+        )
+    elif folder:
+        array, scale = decode_for_reading(data, max_side=MAX_SIDE, max_bytes=_options["max_bytes"])
+        pages = [(task.name, _reader.read(array, scale=scale), array, task.page)]
+    else:
+        pages = [(task.name, _reader.read(data), None, task.page)]
+    for name, reading, image, page in pages:
+        if folder and image is not None:
+            suffix = "" if page is None else f"-p{page + 1}"
+            _write_new(Path(folder) / f"{task.stem}{suffix}.jpg", image, reading)
+        yield name, reading
+
+
+def _write_new(path: Path, image: Any, reading: Any) -> None:
+    """The annotated picture, never over a file that is there already."""
+    from vision.annotate import annotate, encode_jpeg
+
+    try:
+        with open(path, "xb") as handle:
+            handle.write(encode_jpeg(annotate(image, reading)))
+    except FileExistsError:
+        raise FileExistsError(0, "already exists; not overwritten", str(path)) from None
 
 
 def _single_page_pdf(data: bytes, page: int) -> bytes:
@@ -180,17 +224,6 @@ def _single_page_pdf(data: bytes, page: int) -> bytes:
     finally:
         out.close()
         src.close()
-
-
-def _write_annotated(folder: Path, task: Task, reading: Any, data: bytes, pages: int) -> None:
-    from vision.annotate import annotate, encode_jpeg
-    from vision.decode import decode_pages
-
-    image = decode_pages(data)[reading.page]
-    page = task.page if task.page is not None else reading.page if pages > 1 else None
-    suffix = "" if page is None else f"-p{page + 1}"
-    stem = Path(task.path).stem
-    (folder / f"{stem}{suffix}.jpg").write_bytes(encode_jpeg(annotate(image, reading)))
 
 
 # --- the parent side ----------------------------------------------------------------------
@@ -330,7 +363,9 @@ def read_batch(args: Any, model: Any, threads: int, max_bytes: int) -> int:
     if done:
         sys.stderr.write(f"{len(done)} already read in {args.skip_done}, {len(tasks)} to go\n")
     if args.annotate:
-        args.annotate.mkdir(parents=True, exist_ok=True)
+        from digits.commands.read import prepare_folder
+
+        prepare_folder(args.annotate)
     out = open(args.skip_done, "a", encoding="utf-8") if args.skip_done else sys.stdout  # noqa: SIM115
     if args.skip_done and _ends_torn(args.skip_done):
         out.write("\n")  # an interrupted run's last line stays apart from the next

@@ -116,3 +116,27 @@ def test_a_corrupt_file_is_reported_and_skipped(scans, tmp_path, capsys) -> None
     errors = [line.split("\r")[-1] for line in errors if "read," not in line]
     assert sorted(e.split(": ")[0] for e in errors) == sorted(files[1:4])
     assert "2 read, 3 failed" in captured.err
+
+
+def test_annotated_pictures_get_unique_names_and_are_never_overwritten(
+    scans, tmp_path, capsys
+) -> None:
+    """As `digits read --annotate`: the same stem twice gives x.jpg and x-2.jpg, a PDF's
+    pages -p1, -p2, and a picture already there is refused, not written over."""
+    root, names = scans
+    other = tmp_path / "other"
+    other.mkdir()
+    twin = other / Path(names[1]).name  # s1.png again, in another folder
+    twin.write_bytes(Path(names[2]).read_bytes())
+    out = tmp_path / "drawn"
+    files = [names[1], str(twin), str(root / "t.pdf")]
+    args = ["read", *files, "--jobs", "1", "--all-pages", "--annotate", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["s1-2.jpg", "s1.jpg", "t-p1.jpg", "t-p2.jpg"]
+    pictures = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert pictures["s1.jpg"] != pictures["s1-2.jpg"]  # two inputs, two pictures
+    capsys.readouterr()
+    assert main(args) == 1  # the second run finds every picture there already
+    records = _lines(capsys.readouterr().out)
+    assert all("not overwritten" in r["error"] for r in records)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == pictures
