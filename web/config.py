@@ -19,19 +19,20 @@ SECRET_FILE = "web-secret"
 class WebConfig:
     """Everything the app needs; nothing here reads the environment."""
 
+    # From the settings (declared once, with their defaults, in digits/settings.py).
     db_url: str
     data_dir: Path
-    images_dir: Path | None = None  # None: pictures are not kept
-    model_path: Path | None = None
-    cookie_secret: str = ""  # empty: generated once and kept in data_dir/web-secret
-    admin_password: str = ""  # empty: the dashboard refuses every login
-    max_body_bytes: int = 20 * 1024 * 1024
-    rate_limit_per_minute: int = 60  # readings per client address (0: no limit)
-    max_pdf_pages: int = 5
-    model_check_interval_s: float = 30.0
-    vision_workers: int = 0
-    torch_threads: int = 1
-    vision_processes: bool = False
+    images_dir: Path | None  # None: pictures are not kept
+    model_path: Path | None
+    cookie_secret: str  # empty: generated once and kept in data_dir/web-secret
+    admin_password: str  # empty: the dashboard refuses every login
+    max_body_bytes: int
+    rate_limit_per_minute: int  # readings per client address (0: no limit)
+    max_pdf_pages: int
+    model_check_interval_s: float
+    vision_workers: int
+    torch_threads: int
+    vision_processes: bool
     # The environment that reproduces these settings in a `digits` subprocess.
     subprocess_env: dict[str, str] = field(default_factory=dict)
     retrain_argv: tuple[str, ...] = (*DIGITS, "retrain")
