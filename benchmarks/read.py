@@ -198,18 +198,27 @@ def load_photo_labels(devsets_dir: Path) -> list[tuple[Path, str]]:
 NOT_TILTED = "digit-string-crop"
 
 
-def as_1280x960(data: bytes) -> bytes | None:
-    """A 4:3 photo resized to 1280×960 (960×1280 upright) and re-encoded as a JPEG, the
-    size Telegram delivers a phone photo at; None for another frame (a cut-out cell)."""
-    from vision.decode import decode_image
-
-    img = decode_image(data)
+def is_4_3(img: np.ndarray) -> bool:
+    """A phone camera's 4:3 frame (either way up), not a cut-out cell."""
     h, w = img.shape[:2]
-    if abs(max(h, w) / min(h, w) - 4 / 3) > 0.03:
-        return None
+    return abs(max(h, w) / min(h, w) - 4 / 3) <= 0.03
+
+
+def to_1280x960(img: np.ndarray) -> bytes:
+    """`img` resized to 1280×960 (960×1280 upright) as a JPEG: a phone photo at the size
+    Telegram delivers it."""
+    h, w = img.shape[:2]
     size = (1280, 960) if w >= h else (960, 1280)
     interp = cv2.INTER_AREA if max(h, w) > 1280 else cv2.INTER_CUBIC
     return encode_jpeg(cv2.resize(img, size, interpolation=interp), 92)
+
+
+def as_1280x960(data: bytes) -> bytes | None:
+    """A 4:3 photo at Telegram's size; None for another frame (a cut-out cell)."""
+    from vision.decode import decode_image
+
+    img = decode_image(data)
+    return to_1280x960(img) if is_4_3(img) else None
 
 
 @dataclass

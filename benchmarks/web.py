@@ -30,30 +30,16 @@ from benchmarks.cpu import tree_cpu
 log = logging.getLogger(__name__)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SIZE = (1280, 960)
 
 
 def photos_1280x960(paths: list[Path], *, four_by_three_only: bool = False) -> list[bytes]:
-    """Each photo resized to 1280×960 (960×1280 upright) and re-encoded as a JPEG (quality
-    92), as a phone sends it; ``four_by_three_only`` leaves out other frames (cut-outs)."""
-    import cv2
-
+    """Each photo at Telegram's size (see `benchmarks.read.to_1280x960`);
+    ``four_by_three_only`` leaves out other frames (cut-outs)."""
+    from benchmarks.read import is_4_3, to_1280x960
     from vision.decode import decode_image
 
-    out = []
-    for path in paths:
-        image = decode_image(path.read_bytes())
-        h, w = image.shape[:2]
-        if four_by_three_only and abs(max(h, w) / min(h, w) - 4 / 3) > 0.03:
-            continue
-        size = SIZE if w >= h else SIZE[::-1]
-        interp = cv2.INTER_AREA if max(h, w) > SIZE[0] else cv2.INTER_CUBIC
-        resized = cv2.resize(image, size, interpolation=interp)
-        ok, buffer = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        if not ok:
-            raise RuntimeError(f"could not encode {path}")
-        out.append(buffer.tobytes())
-    return out
+    images = (decode_image(path.read_bytes()) for path in paths)
+    return [to_1280x960(img) for img in images if is_4_3(img) or not four_by_three_only]
 
 
 def _free_port() -> int:
