@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from vision.reader import Reading
+from vision.segment.resolution import downscale
 
 # BGR colours: confident digits in green, doubtful ones in orange-red.
 OK_COLOUR = (40, 170, 40)
@@ -33,7 +34,7 @@ def annotate(image: np.ndarray, reading: Reading, *, max_side: int = MAX_SIDE) -
     if factor < 1.0:
         # A thin strip keeps at least one pixel across (OpenCV refuses a 0-pixel side).
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
-        canvas = cv2.resize(canvas, size, cv2.INTER_AREA)
+        canvas = downscale(canvas, size)  # area-averaged: thin strokes stay visible
     else:
         # Tiny images (a cut-out cell) are enlarged so labels fit.
         factor = max(1.0, 320 / max(h, w))
