@@ -11,6 +11,7 @@ Everything happens in a temporary data directory: real data is never touched.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -355,6 +356,24 @@ def exact_accuracy(
     return right / len(fields)
 
 
+def users_fields(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    condition: FieldCondition,
+    users: int,
+    fields: int,
+    seed: int,
+) -> Iterator[tuple[int, Field]]:
+    """(user, field) for the `fields` numbers users send in turn, seeded; each user's
+    digits come from his own pseudo-writer's share of `images`."""
+    writers = pseudo_writers(len(labels), users, seed)
+    for k in range(fields):
+        user = k % len(writers)
+        own = writers[user]
+        yield user, condition.draw(np.random.default_rng([seed, 1, k]), (images[own], labels[own]))
+
+
 def simulate_field_readings(
     factory: sessionmaker[Session],
     reader: DigitReader,
@@ -369,28 +388,20 @@ def simulate_field_readings(
     start: datetime | None = None,
     progress: bool = True,
 ) -> PhotoStats:
-    """Users send `fields` numbers cut from forms of `condition`, in turn; each user's
-    digits come from his own pseudo-writer's share of `images`. Each picture is read by the
+    """Users send the numbers cut from forms of `users_fields`. Each picture is read by the
     real reader, stored with its reading, then confirmed or corrected to its true digits
     (`answer_picture`), exactly as a bot user would.
     """
-    writers = pseudo_writers(len(labels), users, seed)
     stats = PhotoStats()
     now = start or datetime.now(UTC) - timedelta(hours=6)
-    for k in tqdm(range(fields), desc="users sending fields", unit="field", disable=not progress):
-        user = k % len(writers)
-        own = writers[user]
-        f = condition.draw(np.random.default_rng([seed, 1, k]), (images[own], labels[own]))
+    sent = users_fields(images, labels, condition=condition, users=users, fields=fields, seed=seed)
+    for user, f in tqdm(
+        sent, total=fields, desc="users sending fields", unit="field", disable=not progress
+    ):
         now += timedelta(seconds=1)
+        picture = encode_png(f.image)
+        telegram_id = BASE_TELEGRAM_ID + user
         answer_picture(
-            factory,
-            reader,
-            store,
-            encode_png(f.image),
-            f.text,
-            BASE_TELEGRAM_ID + user,
-            now,
-            stats,
-            len(f.text),
+            factory, reader, store, picture, f.text, telegram_id, now, stats, len(f.text)
         )
     return stats
