@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,10 +35,17 @@ from vision.classifier import DigitClassifier
 from vision.reader import DigitReader
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
-        choices=("usps", "fields"),
+        choices=sorted(SCENARIOS),
         default="usps",
         help="usps: users' handwriting is USPS; fields: numbers cut from forms of a held-out "
         "condition (guilloche, separators, European 1s), read by the real reader",
@@ -58,11 +65,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(exercises label recovery)",
     )
     parser.add_argument(
-        "--fields", type=int, default=600, help="fields scenario: numbers the users send"
+        "--fields", type=_at_least_one, default=600, help="fields scenario: numbers the users send"
     )
     parser.add_argument(
         "--test-fields",
-        type=int,
+        type=_at_least_one,
         default=300,
         help="fields scenario: numbers of each test condition read before and after",
     )
@@ -84,11 +91,28 @@ def _acc(clf: DigitClassifier, images: np.ndarray, labels: np.ndarray) -> float:
     return float((clf.classify(images).argmax(1) == labels).mean())
 
 
+class Scenario(Protocol):
+    """What differs between scenarios: what users send, what is measured, the goal."""
+
+    metrics: ClassVar[dict[str, str]]  # summary key -> printed name, besides MNIST test
+
+    def evaluate(self, clf: DigitClassifier) -> dict[str, float]: ...
+
+    def simulate(
+        self, factory: sessionmaker[Session], store: db.ImageStore, clf: DigitClassifier
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        """Users send readings into the database: (summary entries, timings)."""
+        ...
+
+    def goal(self, before: dict[str, float], after: dict[str, float]) -> tuple[str, bool]: ...
+
+    def other_targets(self) -> dict[str, bool]: ...
+
+
 class UspsScenario:
     """Users whose handwriting is USPS train send long numbers as digit rows (and some as
     photos); measured on USPS test."""
 
-    # summary key -> printed name, besides MNIST test
     metrics: ClassVar[dict[str, str]] = {"usps_test": "USPS test"}
 
     def __init__(self, args: argparse.Namespace, devsets: Path) -> None:
@@ -104,7 +128,6 @@ class UspsScenario:
     def simulate(
         self, factory: sessionmaker[Session], store: db.ImageStore, clf: DigitClassifier
     ) -> tuple[dict[str, Any], dict[str, float]]:
-        """Users send readings into the database: (summary entries, timings)."""
         args, train = self.args, self.train
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -222,7 +245,7 @@ class FieldsScenario:
         return {}
 
 
-SCENARIOS = {"usps": UspsScenario, "fields": FieldsScenario}
+SCENARIOS: dict[str, type[Scenario]] = {"usps": UspsScenario, "fields": FieldsScenario}
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
