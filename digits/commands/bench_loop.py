@@ -1,4 +1,9 @@
-"""`digits bench loop`: simulated users correct readings, then retrain; before and after."""
+"""`digits bench loop`: simulated users correct readings, then retrain; before and after.
+
+Two scenarios share the wiring (load, retrain, evaluate the active model after, print):
+`usps`, users whose handwriting is not MNIST's; `fields`, numbers cut from forms of a
+condition the segmentation never saw, read by the real reader.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +14,64 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
 
 import db
-from benchmarks.loop import simulate_photo_readings, simulate_users
+from benchmarks.loop import (
+    CONTROL_FIELDS,
+    HELD_OUT_FIELDS,
+    SimStats,
+    draw_fields,
+    exact_accuracy,
+    simulate_field_readings,
+    simulate_photo_readings,
+    simulate_users,
+)
 from digits.settings import Settings
 from vision.classifier import DigitClassifier
 from vision.reader import DigitReader
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario",
+        choices=sorted(SCENARIOS),
+        default="usps",
+        help="usps: users' handwriting is USPS; fields: numbers cut from forms of a held-out "
+        "condition (guilloche, separators, European 1s), read by the real reader",
+    )
     parser.add_argument("--users", type=int, default=40)
     # Long numbers (IBANs, account and reference numbers): with a good model most short
     # readings are right, and 2,000 corrected digits would need more handwriting than USPS has.
-    parser.add_argument("--digits-per-reading", type=int, default=20)
-    parser.add_argument("--corrected", type=int, default=2000, help="corrected digits to collect")
+    parser.add_argument("--digits-per-reading", type=int, default=20, help="usps scenario")
+    parser.add_argument(
+        "--corrected", type=int, default=2000, help="usps scenario: corrected digits to collect"
+    )
     parser.add_argument(
         "--photo-readings",
         type=int,
         default=100,
-        help="extra readings as photos from the digits left over (exercises label recovery)",
+        help="usps scenario: extra readings as photos from the digits left over "
+        "(exercises label recovery)",
+    )
+    parser.add_argument(
+        "--fields", type=_at_least_one, default=600, help="fields scenario: numbers the users send"
+    )
+    parser.add_argument(
+        "--test-fields",
+        type=_at_least_one,
+        default=300,
+        help="fields scenario: numbers of each test condition read before and after",
     )
     parser.add_argument("--epochs", type=int, help="default: DIGITS_RETRAIN_EPOCHS")
     parser.add_argument("--lr", type=float, help="default: DIGITS_RETRAIN_LR")
@@ -49,28 +91,190 @@ def _acc(clf: DigitClassifier, images: np.ndarray, labels: np.ndarray) -> float:
     return float((clf.classify(images).argmax(1) == labels).mean())
 
 
+class Scenario(Protocol):
+    """What differs between scenarios: what users send, what is measured, the goal."""
+
+    metrics: ClassVar[dict[str, str]]  # summary key -> printed name, besides MNIST test
+
+    def evaluate(self, clf: DigitClassifier) -> dict[str, float]: ...
+
+    def simulate(
+        self, factory: sessionmaker[Session], store: db.ImageStore, clf: DigitClassifier
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        """Users send readings into the database: (summary entries, timings)."""
+        ...
+
+    def goal(self, before: dict[str, float], after: dict[str, float]) -> tuple[str, bool]: ...
+
+    def other_targets(self) -> dict[str, bool]: ...
+
+
+class UspsScenario:
+    """Users whose handwriting is USPS train send long numbers as digit rows (and some as
+    photos); measured on USPS test."""
+
+    metrics: ClassVar[dict[str, str]] = {"usps_test": "USPS test"}
+
+    def __init__(self, args: argparse.Namespace, devsets: Path) -> None:
+        from training.data.devsets import load_usps
+
+        self.args = args
+        self.train, self.test = load_usps(devsets, "train"), load_usps(devsets, "test")
+        self.sim = SimStats()
+
+    def evaluate(self, clf: DigitClassifier) -> dict[str, float]:
+        return {"usps_test": _acc(clf, self.test.images, self.test.labels)}
+
+    def simulate(
+        self, factory: sessionmaker[Session], store: db.ImageStore, clf: DigitClassifier
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        args, train = self.args, self.train
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        sim = self.sim = simulate_users(
+            factory,
+            clf,
+            train.images,
+            train.labels,
+            users=args.users,
+            digits_per_reading=args.digits_per_reading,
+            target_corrected=args.corrected,
+            seed=args.seed,
+        )
+        timings["simulate_users"] = time.perf_counter() - t
+        print(
+            f"{sim.users} users sent {sim.readings} readings ({sim.digits} digits): "
+            f"{sim.confirmed_readings} confirmed, {sim.corrected_readings} corrected "
+            f"= {sim.corrected_digits} corrected digits ({sim.wrong_digits} read wrong)"
+        )
+        photos = None
+        if args.photo_readings:
+            t = time.perf_counter()
+            rest = np.setdiff1d(np.arange(len(train.labels)), np.array(sim.used))
+            rest = rest[: args.photo_readings * 6]
+            photos = simulate_photo_readings(
+                factory,
+                DigitReader.load(clf),
+                store,
+                train.images[rest],
+                train.labels[rest],
+                users=sim.users,
+                seed=args.seed,
+            )
+            timings["photo_readings"] = time.perf_counter() - t
+            print(
+                f"{photos.readings} photo readings: {photos.confirmed} confirmed, "
+                f"{photos.corrected_same_count} corrected (same digit count), "
+                f"{photos.corrected_other_count} corrected with another digit count"
+            )
+        summary = {
+            "simulation": sim.to_dict(),
+            "photo_readings": asdict(photos) if photos else None,
+        }
+        return summary, timings
+
+    def goal(self, before: dict[str, float], after: dict[str, float]) -> tuple[str, bool]:
+        gain = 100 * (after["usps_test"] - before["usps_test"])
+        return "usps_up_1pt_or_99", gain >= 1.0 or after["usps_test"] >= 0.99
+
+    def other_targets(self) -> dict[str, bool]:
+        return {"corrected_digits_2000": self.sim.corrected_digits >= 2000}
+
+
+class FieldsScenario:
+    """Users send numbers cut from forms of a condition the segmentation never saw
+    (`benchmarks.loop.HELD_OUT_FIELDS`, digits from USPS train), read by the real reader;
+    measured as exact strings on fields of that condition and of a control condition drawn
+    from USPS test."""
+
+    metrics: ClassVar[dict[str, str]] = {
+        "fields_exact": f"{HELD_OUT_FIELDS.name} exact",
+        "control_exact": f"{CONTROL_FIELDS.name} exact",
+    }
+
+    def __init__(self, args: argparse.Namespace, devsets: Path) -> None:
+        from training.data.devsets import load_usps
+
+        self.args = args
+        self.train = load_usps(devsets, "train")
+        test = load_usps(devsets, "test")  # never trained on
+        pool = (test.images, test.labels)
+        # Other seeds than the users' fields.
+        self.held_out = draw_fields(HELD_OUT_FIELDS, pool, args.test_fields, seed=args.seed + 1)
+        self.control = draw_fields(CONTROL_FIELDS, pool, args.test_fields, seed=args.seed + 2)
+
+    def evaluate(self, clf: DigitClassifier) -> dict[str, float]:
+        reader = DigitReader.load(clf)
+        return {
+            "fields_exact": exact_accuracy(reader, self.held_out, desc=HELD_OUT_FIELDS.name),
+            "control_exact": exact_accuracy(reader, self.control, desc=CONTROL_FIELDS.name),
+        }
+
+    def simulate(
+        self, factory: sessionmaker[Session], store: db.ImageStore, clf: DigitClassifier
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        args = self.args
+        t = time.perf_counter()
+        stats = simulate_field_readings(
+            factory,
+            DigitReader.load(clf),
+            store,
+            self.train.images,
+            self.train.labels,
+            condition=HELD_OUT_FIELDS,
+            users=args.users,
+            fields=args.fields,
+            seed=args.seed,
+        )
+        elapsed = time.perf_counter() - t
+        print(
+            f"{args.users} users sent {args.fields} fields ({HELD_OUT_FIELDS.describe()}): "
+            f"{stats.readings} stored readings of {stats.digits} digits, {stats.confirmed} "
+            f"confirmed, {stats.corrected_same_count} corrected (same digit count), "
+            f"{stats.corrected_other_count} corrected with another digit count, "
+            f"{stats.nothing_found} with nothing found (not stored)"
+        )
+        summary = {"condition": asdict(HELD_OUT_FIELDS), "simulation": asdict(stats)}
+        return summary, {"simulate_fields": elapsed}
+
+    def goal(self, before: dict[str, float], after: dict[str, float]) -> tuple[str, bool]:
+        gain = 100 * (after["fields_exact"] - before["fields_exact"])
+        return "fields_exact_up_20pt", gain >= 20.0 - 1e-9
+
+    def other_targets(self) -> dict[str, bool]:
+        return {}
+
+
+SCENARIOS: dict[str, type[Scenario]] = {"usps": UspsScenario, "fields": FieldsScenario}
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from digits.commands.retrain import config_from
-    from training.data.devsets import load_usps
     from training.data.mnist import load_mnist
     from training.retrain import retrain
 
     t0 = time.perf_counter()
     devsets = Path(args.devsets_dir or settings.devsets_dir or "../shared/devsets")
     mnist_train, mnist_test = load_mnist(args.mnist_dir or settings.mnist_dir)
-    usps_train, usps_test = load_usps(devsets, "train"), load_usps(devsets, "test")
+    scenario = SCENARIOS[args.scenario](args, devsets)
     start_model = args.model or settings.model_path
     clf = DigitClassifier.load(start_model, device=args.device)
     timings: dict[str, float] = {"load": time.perf_counter() - t0}
 
+    def scores(model: DigitClassifier) -> dict[str, float]:
+        return {
+            **scenario.evaluate(model),
+            "mnist_test": _acc(model, mnist_test.images, mnist_test.labels),
+        }
+
+    names = {**scenario.metrics, "mnist_test": "MNIST test"}
     t = time.perf_counter()
-    before = {
-        "usps_test": _acc(clf, usps_test.images, usps_test.labels),
-        "mnist_test": _acc(clf, mnist_test.images, mnist_test.labels),
-    }
+    before = scores(clf)
     timings["evaluate_before"] = time.perf_counter() - t
-    print(f"start model {clf.version}: USPS test {100 * before['usps_test']:.2f} %, "
-          f"MNIST test {100 * before['mnist_test']:.2f} %")  # fmt: skip
+    print(
+        f"start model {clf.version}: "
+        + ", ".join(f"{names[k]} {100 * v:.2f} %" for k, v in before.items())
+    )
 
     with tempfile.TemporaryDirectory(prefix="digits-bench-loop-") as tmp:
         data_dir = args.keep or Path(tmp)
@@ -78,43 +282,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         url = f"sqlite:///{(data_dir / 'digits.sqlite3').resolve()}"
         store = db.ImageStore(data_dir / "images")
         with db.open_database(url) as factory:
-            t = time.perf_counter()
-            sim = simulate_users(
-                factory,
-                clf,
-                usps_train.images,
-                usps_train.labels,
-                users=args.users,
-                digits_per_reading=args.digits_per_reading,
-                target_corrected=args.corrected,
-                seed=args.seed,
-            )
-            timings["simulate_users"] = time.perf_counter() - t
-            print(
-                f"{sim.users} users sent {sim.readings} readings ({sim.digits} digits): "
-                f"{sim.confirmed_readings} confirmed, {sim.corrected_readings} corrected "
-                f"= {sim.corrected_digits} corrected digits ({sim.wrong_digits} read wrong)"
-            )
-            photos = None
-            if args.photo_readings:
-                t = time.perf_counter()
-                rest = np.setdiff1d(np.arange(len(usps_train.labels)), np.array(sim.used))
-                rest = rest[: args.photo_readings * 6]
-                photos = simulate_photo_readings(
-                    factory,
-                    DigitReader.load(clf),
-                    store,
-                    usps_train.images[rest],
-                    usps_train.labels[rest],
-                    users=sim.users,
-                    seed=args.seed,
-                )
-                timings["photo_readings"] = time.perf_counter() - t
-                print(
-                    f"{photos.readings} photo readings: {photos.confirmed} confirmed, "
-                    f"{photos.corrected_same_count} corrected (same digit count), "
-                    f"{photos.corrected_other_count} corrected with another digit count"
-                )
+            sim_summary, sim_timings = scenario.simulate(factory, store, clf)
+            timings.update(sim_timings)
             config = config_from(args, settings)
             config.seed = args.seed
             t = time.perf_counter()
@@ -136,27 +305,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 if outcome.version:
                     cand_path = Path(db.get_model_version(session, outcome.version).path)
         t = time.perf_counter()
-        after_clf = DigitClassifier.load(active_path, device=args.device)
-        after = {
-            "usps_test": _acc(after_clf, usps_test.images, usps_test.labels),
-            "mnist_test": _acc(after_clf, mnist_test.images, mnist_test.labels),
-        }
+        after = scores(DigitClassifier.load(active_path, device=args.device))
         candidate = None
         if cand_path is not None and cand_path != active_path:  # rejected: show it anyway
             cand = DigitClassifier.load(cand_path, device=args.device)
             candidate = {
-                "usps_test": _acc(cand, usps_test.images, usps_test.labels),
+                **scenario.evaluate(cand),
                 "mnist_test": outcome.candidate.mnist_test_accuracy if outcome.candidate else None,
             }
         timings["evaluate_after"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
-    usps_gain = 100 * (after["usps_test"] - before["usps_test"])
     mnist_drop = 100 * (before["mnist_test"] - after["mnist_test"])
+    goal, reached = scenario.goal(before, after)
     targets = {
-        "usps_up_1pt_or_99": usps_gain >= 1.0 or after["usps_test"] >= 0.99,
+        goal: reached,
         "mnist_drop_le_0.1pt": mnist_drop <= 0.1 + 1e-9,
-        "corrected_digits_2000": sim.corrected_digits >= 2000,
+        **scenario.other_targets(),
         "under_10_min": timings["total"] < 600,
     }
     print(f"retrain: {outcome.status} ({outcome.reason})")
@@ -168,20 +333,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"corrected readings yielding labels: {r['labelled_without_recovery']} of "
             f"{r['corrected_readings']} without recovery, {r['labelled_with_recovery']} with"
         )
-    print(f"{'':<12} {'before':>8} {'after':>8} {'change':>8}")
-    for key, name in (("usps_test", "USPS test"), ("mnist_test", "MNIST test")):
+    width = max(12, *(len(n) for n in names.values()))
+    print(f"{'':<{width}} {'before':>8} {'after':>8} {'change':>8}")
+    for key, name in names.items():
         delta = 100 * (after[key] - before[key])
-        print(f"{name:<12} {100 * before[key]:>7.2f}% {100 * after[key]:>7.2f}% {delta:>+7.2f}pt")
+        print(
+            f"{name:<{width}} {100 * before[key]:>7.2f}% {100 * after[key]:>7.2f}% {delta:>+7.2f}pt"
+        )
     if candidate:
-        print(f"(rejected candidate: USPS test {100 * candidate['usps_test']:.2f} %)")
+        print(
+            "(rejected candidate: "
+            + ", ".join(f"{names[k]} {100 * candidate[k]:.2f} %" for k in scenario.metrics)
+            + ")"
+        )
     print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     print("targets: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in targets.items()))
     summary = {
         "before": before,
         "after": after,
         "rejected_candidate": candidate,
-        "simulation": sim.to_dict(),
-        "photo_readings": asdict(photos) if photos else None,
+        **sim_summary,
         "retrain": outcome.to_dict(),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "targets": targets,

@@ -80,3 +80,43 @@ def test_not_digit_crops_are_what_the_reader_cuts_beside_the_drawn_digits(mnist)
     assert junk.shape[1:] == good.shape[1:] == (28, 28) and junk.dtype == np.uint8
     assert len(good) == len(labels) > 16 and set(labels.tolist()) <= set(range(10))
     assert len(junk) > 0  # 16 fields with walls, separators and specks leave some
+
+
+def test_faint_digits_draw_with_full_ink_and_blank_ones_are_never_picked(pool) -> None:
+    """Any 28x28 white-on-black digit can be drawn: USPS as the reader normalises it peaks
+    as low as 84 of 255, which the pen's sharpening used to wipe out entirely (a crash on
+    an empty array); a blank image in the pool is drawn again, never drawn as a digit."""
+    from training.data.synth import digit_alpha
+
+    images, labels = pool
+    seven = images[np.flatnonzero(labels == 7)[0]]
+    faint = (seven.astype(np.float32) * 84 / 255).astype(np.uint8)
+    alpha = digit_alpha(faint, 40, np.random.default_rng(0))
+    assert (alpha > 0.5).sum() > 0.5 * (
+        digit_alpha(seven, 40, np.random.default_rng(0)) > 0.5
+    ).sum()
+    with pytest.raises(ValueError, match="no ink"):
+        digit_alpha(np.zeros((28, 28), np.uint8), 40, np.random.default_rng(0))
+    blank_pool = (np.concatenate([np.zeros((50, 28, 28), np.uint8), faint[None]]), np.full(51, 7))
+    for seed in range(5):
+        f = draw_field(
+            np.random.default_rng(seed), blank_pool, labels=[7, 7, 7], background="plain"
+        )
+        assert f.text == "777" and f.sources == [50, 50, 50]
+        for x0, y0, x1, y1, _ in f.boxes:
+            assert f.image[y0:y1, x0:x1].min() < np.median(f.image) - 40
+
+
+def test_usps_digits_draw_in_the_held_out_condition(devsets_dir) -> None:
+    from training.data.devsets import load_usps
+
+    usps = load_usps(devsets_dir, "train")
+    for seed in range(60):  # seeds that crashed on USPS's faint digits before the fix
+        f = draw_field(
+            np.random.default_rng(seed),
+            (usps.images, usps.labels),
+            background="guilloche",
+            separators=True,
+            european=1.0,
+        )
+        assert f.text.isdigit() and len(f.text) == len(f.boxes)

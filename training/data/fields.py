@@ -26,7 +26,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.data.synth import INKS, PAPERS, camera_jpeg, digit_alpha, uneven_light
+from training.data.synth import (
+    INK,
+    INKS,
+    PAPERS,
+    camera_jpeg,
+    digit_alpha,
+    has_ink,
+    uneven_light,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +159,7 @@ def draw_field(
     dh = digit_h or int(rng.uniform(24, 56))
     # Numbers hold many 1s (dates, account numbers), the digit a wall is mistaken for.
     want = labels if labels is not None else [1 if rng.random() < P_ONE else None for _ in range(n)]
-    picks = []
-    for label in want:
-        if label is None:
-            picks.append(int(rng.integers(len(images))))
-        else:
-            idx = np.flatnonzero(pool_labels == label)
-            picks.append(int(idx[rng.integers(len(idx))]))
+    picks = [_pick(rng, images, pool_labels, label) for label in want]
     digit_labels = [int(pool_labels[i]) for i in picks]
     alphas = [
         styled_digit(images[i], lab, round(dh * rng.uniform(0.85, 1.1)), rng, european=european)
@@ -252,6 +254,26 @@ def draw_field(
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     text = "".join(str(b[4]) for b in boxes)
     return Field(image, text, boxes, bg, [k for _, k in sep_at], picks)
+
+
+def _pick(
+    rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, label: int | None
+) -> int:
+    """A random pool index (of `label` when given) whose digit has ink to draw.
+
+    A blank image (a pool may hold one) is drawn again among the inked ones only; MNIST
+    has none, so its draws, and every field seeded before, stay the same.
+    """
+    idx = np.arange(len(images)) if label is None else np.flatnonzero(labels == label)
+    if not idx.size:
+        raise ValueError(f"the pool holds no digit {label}")
+    i = int(idx[rng.integers(len(idx))])
+    if has_ink(images[i]):
+        return i
+    idx = idx[images[idx].reshape(len(idx), -1).max(1) > INK]
+    if not idx.size:
+        raise ValueError(f"the pool's digits{'' if label is None else f' {label}'} hold no ink")
+    return int(idx[rng.integers(len(idx))])
 
 
 def _draw_separator(

@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 SIZES = ((1280, 960), (1280, 960), (1280, 960), (1024, 768), (800, 600), (640, 480))
 PAPERS = ((245, 245, 245), (225, 238, 246), (215, 230, 235), (200, 200, 200), (235, 225, 250))
 INKS = ((120, 30, 20), (150, 60, 25), (30, 30, 30), (60, 50, 45), (90, 20, 10))  # BGR blues/blacks
+INK = 30  # a pixel of a 28x28 white-on-black digit above this is ink
+SATURATED = 0.9  # a digit whose strongest pixel is fainter than this is stretched to full ink
+
+
+def has_ink(img28: np.ndarray) -> bool:
+    """Whether `digit_alpha` can draw this digit (some pixel above INK)."""
+    return bool(img28.max() > INK)
 
 
 def digit_alpha(img28: np.ndarray, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -34,13 +41,23 @@ def digit_alpha(img28: np.ndarray, height: int, rng: np.random.Generator) -> np.
     A pen's stroke does not break where MNIST's grey thins out: the sharpened and thinned
     digit keeps the pieces MNIST drew it in (without this, one digit in ten came out
     dotted or in parts, which no photo of a written number shows).
+
+    MNIST's ink saturates (its strongest pixel is 254 or 255), and the sharpening below
+    keeps only what is darker than a cut of 0.3-0.6: a digit whose strongest pixel is
+    fainter (USPS as the reader normalises it peaks as low as 84) would keep nothing, so
+    such a digit is first stretched to full ink. A digit with no ink at all is an error.
     """
-    ys, xs = np.nonzero(img28 > 30)
+    ys, xs = np.nonzero(img28 > INK)
+    if not ys.size:
+        raise ValueError(f"a digit with no ink (no pixel above {INK}) cannot be drawn")
     crop = img28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255.0
+    peak = float(crop.max())
+    if peak < SATURATED:
+        crop /= peak
     h, w = crop.shape
     width = max(2, round(w * height / h * rng.uniform(0.9, 1.1)))
     alpha = cv2.resize(crop, (width, height), interpolation=cv2.INTER_CUBIC)
-    pieces = _pieces(alpha > 30 / 255)
+    pieces = _pieces(alpha > INK / 255)
     # Pens draw thinner than MNIST's blurred strokes on large digits: sharpen the edge,
     # less where that would part the strokes.
     cut = rng.uniform(0.3, 0.6)
