@@ -48,7 +48,6 @@ from db.readings import (
     assign_splits,
     confirm_reading,
     correct_reading,
-    corrected_pictures,
     correction_counts,
     delete_unreferenced_images,
     forget_user,
@@ -67,7 +66,6 @@ from db.readings import (
     user_stats,
 )
 from db.records import (
-    CorrectedPicture,
     CorrectionCounts,
     CorrectionResult,
     DigitRecord,
@@ -92,7 +90,6 @@ from db.registry import (
 
 __all__ = [
     "Base",
-    "CorrectedPicture",
     "CorrectionCounts",
     "CorrectionResult",
     "Digit",
@@ -134,7 +131,6 @@ __all__ = [
     "collect_garbage",
     "confirm_reading",
     "correct_reading",
-    "corrected_pictures",
     "correction_counts",
     "current_revision",
     "delete_unreferenced_images",

@@ -36,7 +36,6 @@ from db.models import (
     utcnow,
 )
 from db.records import (
-    CorrectedPicture,
     CorrectionCounts,
     CorrectionResult,
     DigitRecord,
@@ -540,35 +539,6 @@ def assign_splits(session: Session, holdout_fraction: float) -> int:
     session.flush()
     log.info("assigned a train/holdout split to %d users", len(pending))
     return len(pending)
-
-
-def corrected_pictures(
-    session: Session, *, split: Split | str, limit: int | None = None
-) -> list[CorrectedPicture]:
-    """Stored pictures of corrected readings whose digit count did not match (status
-    review), from users on one side of the split who allow training, newest first.
-
-    Re-read, they show what the reader cut that was no digit (see `training.marks`).
-    Users get their split with their first labelled digit (``assign_splits``); pictures
-    of users without one yet are left out.
-    """
-    try:
-        wanted = Split(split)
-    except ValueError:
-        raise InvalidInput(f"split must be 'train' or 'holdout', got {split!r}") from None
-    statement = _eligible(
-        select(Reading.id, Reading.image_sha256, Reading.corrected_text, User.split)
-        .join(User, Reading.user_id == User.id)
-        .where(
-            Reading.status == ReadingStatus.REVIEW,
-            Reading.image_sha256.is_not(None),
-            Reading.corrected_text.is_not(None),
-            User.split == wanted,
-        )
-    ).order_by(Reading.id.desc())
-    if limit is not None:
-        statement = statement.limit(as_int(limit, "limit"))
-    return [CorrectedPicture(*row) for row in session.execute(statement)]
 
 
 def labelled_digits(

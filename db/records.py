@@ -169,16 +169,6 @@ class LabelledDigit:
 
 
 @dataclass(frozen=True)
-class CorrectedPicture:
-    """A stored picture whose correction has another digit count than its reading."""
-
-    reading_id: int
-    image_sha256: str
-    corrected_text: str
-    split: Split
-
-
-@dataclass(frozen=True)
 class CorrectionResult:
     reading: Reading
     text: str  # the correction as stored (normalised)

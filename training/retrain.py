@@ -24,10 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 import db
 from db import ModelStatus, RunStatus
 from training.data.augment import AugmentConfig
-from training.marks import MARK_LABEL, Marks, collect_marks
 from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
-from vision.classifier import DEFAULT_MODEL_PATH, NOT_A_DIGIT_KEY, DigitClassifier
-from vision.model import DIGIT_CLASSES, ModelConfig
+from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
+from vision.model import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +47,6 @@ FINE_TUNE_AUGMENT = AugmentConfig(
     p_noise=0.1,
     p_euro=0.2,
 )
-
-
-# Marks (cuts that corrections show to be no digit) needed before a model learns the
-# "not a digit" class: fewer teach a class that fires at random.
-MIN_MARKS = 20
-# Share of the users' part of an epoch drawn from marks (see `_sample_weights`).
-MARK_SHARE = 0.2
 
 
 class RetrainError(RuntimeError):
@@ -154,8 +146,6 @@ class RetrainOutcome:
     holdout_lost: int = 0  # ... and the reverse
     p_value: float | None = None  # the gate's sign test on those
     recovery: dict[str, int] = field(default_factory=dict)
-    marks_train: int = 0  # cuts corrections showed to be no digit (training users)
-    marks_holdout: int = 0  # ... (holdout users)
     seconds: float = 0.0
     train_seconds: float = 0.0
 
@@ -258,20 +248,10 @@ def decide(
     return ok, ("promoted: " if ok else "rejected: ") + "; ".join(parts)
 
 
-def reads_right(clf: DigitClassifier, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per example: read as the reader would read it? A digit must be read as its label
-    and kept; a mark (label MARK_LABEL) must be dropped, which only a model that
-    `rejects_marks` does."""
-    probs = clf.classify(images)
-    labels = np.asarray(labels)
-    kept = probs.sum(1) >= 0.5 if clf.rejects_marks else np.ones(len(labels), bool)
-    return np.where(labels == MARK_LABEL, ~kept, (probs.argmax(1) == labels) & kept)
-
-
 def accuracy_of(clf: DigitClassifier, images: np.ndarray, labels: np.ndarray) -> float | None:
     if len(images) == 0:
         return None
-    return float(reads_right(clf, images, labels).mean())
+    return float((clf.classify(images).argmax(1) == np.asarray(labels)).mean())
 
 
 def score(
@@ -282,7 +262,7 @@ def score(
     mnist = accuracy_of(clf, *mnist_test)
     right = None
     if len(holdout[1]):
-        right = reads_right(clf, *holdout)
+        right = clf.classify(holdout[0]).argmax(1) == np.asarray(holdout[1])
     return Scores(
         mnist_test_accuracy=mnist if mnist is not None else 0.0,
         user_holdout_accuracy=None if right is None else float(right.mean()),
@@ -551,27 +531,19 @@ def _run(
 
     user_x, user_y = crops_of(train_digits)
     hold = crops_of(holdout_digits)
-    marks_train, marks_hold = _marks(factory, active_clf, images, progress, stage)
-    outcome.marks_train, outcome.marks_holdout = len(marks_train.crops), len(marks_hold.crops)
-    # Once a model knows marks it keeps learning them; before, only with enough examples.
-    learn_marks = active_clf.rejects_marks or outcome.marks_train >= MIN_MARKS
-    n_marks = outcome.marks_train if learn_marks else 0
-    if learn_marks:
-        user_x, user_y = _with_marks(user_x, user_y, marks_train)
-        hold = _with_marks(*hold, marks_hold)
     mnist_x, mnist_y = mnist_train
     n_mnist, n_user = len(mnist_y), len(user_y)
     f = config.user_fraction
     epoch_size = config.epoch_size or min(60_000, max(1_000, math.ceil(n_user / f)))
-    weights = _sample_weights(n_mnist, n_user - n_marks, n_marks, f)
+    weights = np.concatenate(
+        [np.full(n_mnist, (1.0 - f) / max(1, n_mnist)), np.full(n_user, f / n_user)]
+    )
+    if n_mnist == 0:
+        weights[:] = 1.0 / n_user
     outcome.mnist_samples = round(epoch_size * config.epochs * (1 - f)) if n_mnist else 0
 
     from training.train import TrainConfig, save_result, train
 
-    model_config = ModelConfig.from_dict(body["model_config"])
-    if learn_marks:
-        widened = {**model_config.to_dict(), "classes": DIGIT_CLASSES + 1}
-        model_config = ModelConfig.from_dict(widened)
     train_config = TrainConfig(
         epochs=config.epochs,
         batch_size=config.batch_size,
@@ -580,10 +552,9 @@ def _run(
         seed=config.seed,
         augment=config.augment,
         augment_config=FINE_TUNE_AUGMENT,
-        model=model_config,
+        model=ModelConfig.from_dict(body["model_config"]),
         device=config.device,
         threads=config.threads,
-        not_a_digit=learn_marks,
     )
     stage(
         f"fine-tuning {active.version}: {config.epochs} epochs of {epoch_size} samples, "
@@ -604,9 +575,7 @@ def _run(
     outcome.train_seconds = result.seconds
 
     stage("evaluating the candidate and the active model")
-    candidate_clf = DigitClassifier.from_model(
-        result.model, device=config.device, info={NOT_A_DIGIT_KEY: learn_marks}
-    )
+    candidate_clf = DigitClassifier.from_model(result.model, device=config.device)
     outcome.active = score(active_clf, mnist_test, hold)
     outcome.candidate = score(candidate_clf, mnist_test, hold)
     base_name, base_mnist = baseline_mnist(
@@ -643,10 +612,8 @@ def _run(
     }
     data = {
         "mnist_train": n_mnist,
-        "user_train_digits": n_user - (outcome.marks_train if learn_marks else 0),
-        "user_holdout_digits": len(hold[1]) - (outcome.marks_holdout if learn_marks else 0),
-        "marks_train": outcome.marks_train if learn_marks else 0,
-        "marks_holdout": outcome.marks_holdout if learn_marks else 0,
+        "user_train_digits": n_user,
+        "user_holdout_digits": len(hold[1]),
         "new_labels": outcome.new_labels,
         "epoch_size": epoch_size,
         "user_fraction": f,
@@ -688,52 +655,3 @@ def _run(
     outcome.status = "promoted" if promote else "rejected"
     outcome.version = version
     log.info("retrain run %d: %s", run_id, reason)
-
-
-def _marks(
-    factory: sessionmaker[Session],
-    active_clf: DigitClassifier,
-    images: db.ImageStore | None,
-    progress: bool,
-    stage: Callable[[str], None],
-) -> tuple[Marks, Marks]:
-    """The marks of each side of the user split (none without stored pictures)."""
-    if images is None or not images.enabled:
-        return Marks.none(), Marks.none()
-    from vision.reader import DigitReader
-
-    stage("re-reading corrected pictures for marks")
-    reader = DigitReader.load(active_clf)
-    return tuple(  # type: ignore[return-value]
-        collect_marks(factory, reader, images, split=split, progress=progress)
-        for split in ("train", "holdout")
-    )
-
-
-def _sample_weights(n_mnist: int, n_digits: int, n_marks: int, user_fraction: float) -> np.ndarray:
-    """Draw weights for MNIST, then the users' digits, then the marks (in that order).
-
-    The users' share of an epoch is `user_fraction`; marks get MARK_SHARE of it however
-    many there are (a patterned background yields dozens a picture: drawn as often as
-    they come, they would teach the model that anything is a mark).
-    """
-    f = user_fraction if n_mnist else 1.0
-    marks = MARK_SHARE * f if n_marks else 0.0
-    parts = [
-        np.full(n_mnist, (1.0 - f) / max(1, n_mnist)),
-        np.full(n_digits, (f - marks) / max(1, n_digits)),
-        np.full(n_marks, marks / max(1, n_marks)),
-    ]
-    return np.concatenate(parts)
-
-
-def _with_marks(
-    images: np.ndarray, labels: np.ndarray, marks: Marks
-) -> tuple[np.ndarray, np.ndarray]:
-    """Digits plus marks, the marks labelled MARK_LABEL."""
-    if not len(marks.crops):
-        return images, labels
-    return (
-        np.concatenate([images, marks.crops]),
-        np.concatenate([labels, np.full(len(marks.crops), MARK_LABEL, np.int64)]),
-    )

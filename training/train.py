@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from training.data.augment import AugmentConfig, augment_batch
 from vision.checkpoint import save_checkpoint
-from vision.classifier import NOT_A_DIGIT_KEY, pick_device
+from vision.classifier import pick_device
 from vision.model import DIGIT_CLASSES, DigitNet, ModelConfig, preprocess
 from vision.normalize import PREPROCESSING_VERSION
 
@@ -48,9 +48,6 @@ class TrainConfig:
     # With an 11th "not one digit" class: how much its evidence counts when the model
     # reads (stored in the checkpoint; see DigitClassifier.multi_weight).
     multi_weight: float = 1.0
-    # The 11th class is "not a digit" (a mark the reader drops), not a touching pair:
-    # stored in the checkpoint (see DigitClassifier.rejects_marks).
-    not_a_digit: bool = False
     # On CPU, weights and activations in channels-last layout: oneDNN's convolutions
     # then skip reordering every batch (a training step 1.7-1.8x faster on this CPU).
     channels_last: bool = True
@@ -269,8 +266,6 @@ def checkpoint_payload(
     extra = {}
     if result.config.model.classes > DIGIT_CLASSES:
         extra["multi_weight"] = result.config.multi_weight
-        if result.config.not_a_digit:
-            extra[NOT_A_DIGIT_KEY] = True
     return {
         **extra,
         "version": version,

@@ -29,9 +29,6 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "default.pt"
 # knows two touching digits as "not one digit", and stays fixed while the reading model
 # is fine-tuned (see DigitReader).
 SEGMENTER_MODEL_PATH = DEFAULT_MODEL_PATH.with_name("segmenter.pt")
-# The checkpoint key that marks a model's eleventh class as "not a digit" (see
-# `DigitClassifier.rejects_marks`); without it an eleventh class means a touching pair.
-NOT_A_DIGIT_KEY = "not_a_digit"
 # PyTorch intra-op threads for one batch of at most SMALL_BATCH digits (a photo's crops).
 # Such a batch takes a few milliseconds: more threads buy nothing, and each extra one
 # spins at barriers for a core that a neighbouring process may hold (p95 53 -> 324 ms
@@ -214,14 +211,6 @@ class DigitClassifier:
             multi_weight=multi_weight,
             threads=threads,
         )
-
-    @property
-    def rejects_marks(self) -> bool:
-        """True for a model whose eleventh class is "not a digit" (a border, a separator,
-        a speck of a patterned background), learned from users' corrections: the reader
-        drops what it gives most of its probability. (The segmenter's eleventh class, a
-        touching pair, is a cut still to make, not a mark to drop.)"""
-        return bool(self.info.get(NOT_A_DIGIT_KEY))
 
     @property
     def version(self) -> str:

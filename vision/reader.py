@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -165,7 +165,6 @@ class DigitReader:
         *,
         expected_digits: int | None = None,
         scale: float = 1.0,
-        keep_marks: bool = False,
     ) -> Reading:
         """Read a BGR/grey uint8 array, or encoded bytes (first page of a PDF/TIFF).
 
@@ -176,9 +175,6 @@ class DigitReader:
         (splitting the widest shape, merging the closest fragments, dropping the weakest
         mark); when that is impossible a `SegmentationError` is raised, never a reading
         with another count. Bad bytes raise an `ImageError` subclass.
-
-        `keep_marks` keeps the cuts a classifier that `rejects_marks` takes for no digit
-        (the loop re-reads corrected pictures this way to learn what they were).
         """
         start = time.perf_counter()
         clf = self.classifier
@@ -193,9 +189,7 @@ class DigitReader:
             array = _check_array(image)
             if not (math.isfinite(scale) and scale > 0):
                 raise ValueError(f"scale must be a positive number, got {scale!r}")
-        return self._read_array(
-            array, scale, clf, start, expected_digits, page=0, keep_marks=keep_marks
-        )
+        return self._read_array(array, scale, clf, start, expected_digits, page=0)
 
     def read_pages(self, data: bytes | str | Path, *, max_pages: int = MAX_PAGES) -> list[Reading]:
         """One reading per page of a PDF or multi-page TIFF (or the single page of an image)."""
@@ -233,7 +227,6 @@ class DigitReader:
         start: float,
         expected_digits: int | None,
         page: int,
-        keep_marks: bool = False,
     ) -> Reading:
         scorer = (self.segmenter or clf).classify
         seg = segment(array, scorer)
@@ -241,8 +234,6 @@ class DigitReader:
             seg = constrain(seg, expected_digits, scorer)
         rescore = self.segmenter is not None and self.segmenter is not clf
         _label(seg.digits, clf, rescore=rescore)
-        if clf.rejects_marks and expected_digits is None and not keep_marks:
-            seg = _without_marks(seg)
         height, width = (round(s * scale) for s in array.shape[:2])
         digits = []
         total = seg.scale * scale
@@ -292,17 +283,6 @@ def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> N
     readings = clf.classify(np.stack(shifted)).reshape(len(weak), len(_SHIFTS), -1)
     for c, probs in zip(weak, readings, strict=True):
         c.probs = (c.scores + probs.sum(axis=0)) / (1 + len(_SHIFTS))
-
-
-def _without_marks(seg: Segmentation) -> Segmentation:
-    """`seg` less the cuts the classifier takes for no digit at all (more than half of
-    its probability on "not a digit", so its ten digit probabilities sum below one half):
-    what users' corrections taught it to be a border, a separator or background."""
-    lines = [
-        [kept for kept in ([d for d in number if d.scores.sum() >= 0.5] for number in line) if kept]
-        for line in seg.lines
-    ]
-    return replace(seg, lines=[line for line in lines if line])
 
 
 def _shift(crop: np.ndarray, dx: int, dy: int) -> np.ndarray:

@@ -13,7 +13,6 @@ from PIL import Image
 from tests.vision.conftest import render
 from vision import DigitReader, Reading, SegmentationError
 from vision.annotate import annotate, encode_jpeg, encode_png
-from vision.classifier import DigitClassifier
 
 
 def test_plain_number(reader, clear_digits) -> None:
@@ -365,8 +364,6 @@ def test_with_classifier_swaps_model(reader) -> None:
 class _Shifted:
     """A classifier that reads every digit as the next one (9 as 0), counting its crops."""
 
-    rejects_marks = False
-
     def __init__(self, inner) -> None:
         self.inner, self.crops = inner, 0
 
@@ -399,8 +396,6 @@ _CROP[8:20, 12:16] = 255
 
 class _MovedReadsFive:
     """Reads `_CROP` as a 3 at 0.6 and any other crop as a 5 at 0.91, recording its batches."""
-
-    rejects_marks = False
 
     def __init__(self) -> None:
         self.batches: list[np.ndarray] = []
@@ -481,27 +476,3 @@ def test_thin_strip_keeps_the_reader_usable(reader, clear_digits) -> None:
     """After a thin strip, the next image of the same command still reads."""
     reader.read(np.full((1, 800), 128, np.uint8))
     assert reader.read(render("42", clear_digits)).text == "42"
-
-
-class _MarksForOnes:
-    """The shipped classifier, except that whatever it reads as a 1 is a mark."""
-
-    rejects_marks = True
-
-    def __init__(self, inner: DigitClassifier) -> None:
-        self.inner = inner
-
-    def classify(self, x: np.ndarray) -> np.ndarray:
-        probs = self.inner.classify(x)
-        ones = probs.argmax(1) == 1
-        probs[ones] *= 0.2  # 80 % "not a digit"
-        return probs
-
-
-def test_reader_drops_what_the_classifier_takes_for_marks(reader, clear_digits) -> None:
-    image = render("4517", clear_digits, height=80)
-    assert reader.read(image).text == "4517"
-    marks = DigitReader(_MarksForOnes(reader.classifier), segmenter=reader.segmenter)  # type: ignore[arg-type]
-    assert marks.read(image).text == "457"
-    kept = marks.read(image, keep_marks=True)
-    assert len(kept.digits) == 4  # re-reading for training keeps every cut
