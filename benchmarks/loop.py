@@ -345,18 +345,30 @@ def draw_fields(
     return [condition.draw(np.random.default_rng([seed, i]), pool) for i in range(n)]
 
 
+def field_outcomes(
+    reader: DigitReader, fields: list[Field], *, desc: str = "reading", progress: bool = True
+) -> dict[str, float]:
+    """Shares of `fields` read exactly, with more digits than written (marks, texture or
+    separators cut as digits, or a digit cut in two), with fewer (digits lost or run
+    together) and with the right count but a digit misread. Spaces between numbers are
+    not digits; each field is read from PNG bytes, as a stored picture is."""
+    counts = {"exact": 0, "more": 0, "fewer": 0, "misread": 0}
+    for f in tqdm(fields, desc=desc, unit="field", disable=not progress):
+        read = digits_read(reader.read(encode_png(f.image)))
+        if read == f.text:
+            counts["exact"] += 1
+        elif len(read) != len(f.text):
+            counts["more" if len(read) > len(f.text) else "fewer"] += 1
+        else:
+            counts["misread"] += 1
+    return {k: v / len(fields) if fields else float("nan") for k, v in counts.items()}
+
+
 def exact_accuracy(
     reader: DigitReader, fields: list[Field], *, desc: str = "reading", progress: bool = True
 ) -> float:
-    """Share of `fields` whose digits the reader reads exactly (spaces between numbers are
-    not digits). Each field is read from PNG bytes, as a stored picture is."""
-    if not fields:
-        return float("nan")
-    right = sum(
-        digits_read(reader.read(encode_png(f.image))) == f.text
-        for f in tqdm(fields, desc=desc, unit="field", disable=not progress)
-    )
-    return right / len(fields)
+    """Share of `fields` whose digits the reader reads exactly (see `field_outcomes`)."""
+    return field_outcomes(reader, fields, desc=desc, progress=progress)["exact"]
 
 
 def users_fields(

@@ -26,6 +26,7 @@ from benchmarks.loop import (
     SimStats,
     draw_fields,
     exact_accuracy,
+    field_outcomes,
     simulate_field_readings,
     simulate_photo_readings,
     simulate_users,
@@ -189,6 +190,10 @@ class FieldsScenario:
 
     metrics: ClassVar[dict[str, str]] = {
         "fields_exact": f"{HELD_OUT_FIELDS.name} exact",
+        # What the misses are: which part of the reader a gain must come from.
+        "fields_more": "  more digits",
+        "fields_fewer": "  fewer digits",
+        "fields_misread": "  a digit misread",
         "control_exact": f"{CONTROL_FIELDS.name} exact",
     }
 
@@ -205,8 +210,9 @@ class FieldsScenario:
 
     def evaluate(self, clf: DigitClassifier) -> dict[str, float]:
         reader = DigitReader.load(clf)
+        held_out = field_outcomes(reader, self.held_out, desc=HELD_OUT_FIELDS.name)
         return {
-            "fields_exact": exact_accuracy(reader, self.held_out, desc=HELD_OUT_FIELDS.name),
+            **{f"fields_{kind}": share for kind, share in held_out.items()},
             "control_exact": exact_accuracy(reader, self.control, desc=CONTROL_FIELDS.name),
         }
 
@@ -343,7 +349,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if candidate:
         print(
             "(rejected candidate: "
-            + ", ".join(f"{names[k]} {100 * candidate[k]:.2f} %" for k in scenario.metrics)
+            + ", ".join(f"{names[k].strip()} {100 * candidate[k]:.2f} %" for k in scenario.metrics)
             + ")"
         )
     print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))

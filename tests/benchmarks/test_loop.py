@@ -16,6 +16,7 @@ from benchmarks.loop import (
     HELD_OUT_FIELDS,
     draw_fields,
     exact_accuracy,
+    field_outcomes,
     pseudo_writers,
     simulate_field_readings,
     users_fields,
@@ -128,6 +129,11 @@ def test_exact_accuracy_counts_whole_strings(devsets_dir: Path) -> None:
     right = sum(text == f.text for text, f in zip(read, control, strict=True))
     assert exact_accuracy(reader, control, progress=False) == right / 8
     assert 0 < right < 8  # a test that can fail both ways
+    outcomes = field_outcomes(reader, held, progress=False)
+    texts = ["".join(str(d.label) for d in reader.read(f.image).digits) for f in held]
+    more = sum(len(t) > len(f.text) for t, f in zip(texts, held, strict=True))
+    assert outcomes["more"] == more / 8 and more > 0  # the texture read as digits
+    assert sum(outcomes.values()) == pytest.approx(1.0)
 
 
 @pytest.mark.slow
@@ -152,8 +158,11 @@ def test_bench_loop_fields_scenario_end_to_end(
     }
     assert code == (0 if all(summary["targets"].values()) else 1)
     for side in ("before", "after"):
-        assert set(summary[side]) == {"fields_exact", "control_exact", "mnist_test"}
+        kinds = {f"fields_{k}" for k in ("exact", "more", "fewer", "misread")}
+        assert set(summary[side]) == kinds | {"control_exact", "mnist_test"}
         assert all(0.0 <= v <= 1.0 for v in summary[side].values())
+        # Every held-out field is read exactly or misses in exactly one way.
+        assert sum(summary[side][k] for k in kinds) == pytest.approx(1.0)
         assert summary[side]["mnist_test"] > 0.99
     assert summary["condition"]["background"] == "guilloche"
     assert summary["retrain"]["status"] in {"promoted", "rejected"}
