@@ -100,7 +100,7 @@ def test_channels_last_trains_like_the_default_layout(mnist) -> None:
     assert abs(results[0].test_accuracy - results[1].test_accuracy) <= 0.02
     # Float rounding differs between the layouts, so the weights drift apart a little over
     # an epoch; what they learnt must not: the two models read the same digits alike.
-    images = preprocess(torch.from_numpy(test_split.images[:1000]))
+    images = preprocess(torch.from_numpy(test_split.images[:1000].copy()))
     with torch.inference_mode():
         a, b = (r.model.eval().to(memory_format=torch.contiguous_format) for r in results)
         agree = (a(images).argmax(1) == b(images).argmax(1)).float().mean().item()
