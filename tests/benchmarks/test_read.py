@@ -138,3 +138,31 @@ def test_bench_fields_scores_the_reader_beside_its_ceiling(mnist) -> None:
     assert scores[0].n == scores[1].n == 6 == sum(s.n for s in scores[2:])
     assert all(name.startswith("fields: ") for name in names[2:])
     assert scores[1].summary()["digit_accuracy"] > 0.9  # MNIST test digits, read alone
+
+
+def test_several_seeds_are_each_reported_then_summarised(mnist_dir, monkeypatch, capsys) -> None:
+    """`--seed A --seed B`: one line per set and seed, then each set's mean and range."""
+    import json
+
+    from digits.cli import main
+
+    monkeypatch.setenv("DIGITS_MNIST_DIR", str(mnist_dir))
+    argv = ["bench", "read", "--synthetic", "6", "--no-photos", "--json"]
+    assert main([*argv, "--seed", "3", "--seed", "4"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    per_seed = {r["set"]: r for r in lines if "images" in r}
+    assert {"synthetic (seed 3)", "synthetic (seed 4)", "synthetic ceiling (seed 4)"} <= set(
+        per_seed
+    )
+    spread = {r["set"]: r for r in lines if "seeds" in r}
+    assert spread["synthetic"]["seeds"] == [3, 4]
+    assert spread["synthetic"]["exact"] == [
+        per_seed["synthetic (seed 3)"]["exact"],
+        per_seed["synthetic (seed 4)"]["exact"],
+    ]
+    # A single seed reads the same draw as before, under the set's own name.
+    assert main([*argv, "--seed", "4"]) == 0
+    single = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert not any("seeds" in r for r in single)
+    alone = next(r for r in single if r["set"] == "synthetic")
+    assert alone["exact"] == per_seed["synthetic (seed 4)"]["exact"]
