@@ -117,9 +117,10 @@ def get_or_create_user(
                 else_=User.last_seen,
             )
         },
-    ).returning(User.id)
-    user_id = session.execute(statement).scalar_one()
-    return session.get_one(User, user_id, populate_existing=True)
+    ).returning(User)
+    # The upsert returns the row itself (no second SELECT); a User already in the session
+    # is refreshed from it.
+    return session.scalars(statement, execution_options={"populate_existing": True}).one()
 
 
 def set_training_consent(
