@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,25 +51,44 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class WebServer:
+    """A running `digits web` process: where it answers, and what it keeps."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    data: Path  # its DIGITS_DATA_DIR (database, images) and its working directory
+    log: Path  # its stdout and stderr
+
+
 @contextlib.contextmanager
-def web_server(workers: int):  # -> Iterator[tuple[str, int]]
-    data = Path(tempfile.mkdtemp(prefix="digits-bench-web-"))
+def web_server(
+    workers: int = 1, *, data: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[WebServer]:
+    """`digits web` on a free loopback port with its own SQLite database in `data` (a
+    temporary folder, removed afterwards, when None), started in `data` so that no stray
+    .env applies; `env` adds settings. Yields once it answers /healthz; stops it after."""
+    own = data is None
+    folder = Path(tempfile.mkdtemp(prefix="digits-bench-web-")) if data is None else data
     port = _free_port()
-    env = {
+    environment = {
         **os.environ,
-        "DIGITS_DATA_DIR": str(data),
+        "DIGITS_DATA_DIR": str(folder),
         "DATABASE_URL": "",
-        "DIGITS_WEB_RATE_LIMIT_PER_MINUTE": "0",
         "DIGITS_MODEL_CHECK_INTERVAL_S": "0",
+        **(env or {}),
     }
-    argv = [sys.executable, "-m", "digits.cli", "web", "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    logfile = (data / "server.log").open("wb")
-    process = subprocess.Popen(argv, env=env, cwd=data, stdout=logfile, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "digits.cli", "web", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers)]
+    log = folder / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, env=environment, cwd=folder, stdout=out, stderr=subprocess.STDOUT
+        )
+    server = WebServer(f"http://127.0.0.1:{port}", process, folder, log)
     try:
-        _wait_healthy(url, process, data / "server.log")
-        yield url, process.pid
+        _wait_healthy(server)
+        yield server
     finally:
         process.terminate()
         try:
@@ -74,27 +96,27 @@ def web_server(workers: int):  # -> Iterator[tuple[str, int]]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        logfile.close()
-        import shutil
-
-        shutil.rmtree(data, ignore_errors=True)
+        if own:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], logfile: Path) -> None:
+def _wait_healthy(server: WebServer) -> None:
     import urllib.request
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"digits web exited: {logfile.read_text()[-2000:]}")
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"digits web exited {server.process.returncode}: {server.log.read_text()[-3000:]}"
+            )
         with (
             contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{url}/healthz", timeout=2) as response,
+            urllib.request.urlopen(f"{server.url}/healthz", timeout=2) as response,
         ):
             if response.status == 200:
                 return
         time.sleep(0.25)
-    raise RuntimeError("digits web did not answer /healthz within 120 s")
+    raise RuntimeError(f"digits web did not answer /healthz within 120 s: {server.log}")
 
 
 def first_paint_bytes(url: str) -> dict[str, int]:

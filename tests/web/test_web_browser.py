@@ -7,13 +7,8 @@ module; the tests run in order (draw, upload and correct, dashboard, console).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +27,7 @@ from strokes import number_strokes
 from webkit import ADMIN_PASSWORD, REPO, SAMPLES
 
 import db
+from benchmarks.web import web_server
 
 pytestmark = pytest.mark.slow  # a real browser against a real server
 
@@ -45,65 +41,20 @@ NATURAL_WIDTH = "return arguments[0].naturalWidth"
 class Server:
     url: str
     data: Path
-    process: subprocess.Popen[bytes]
-    log: Path
 
     def sessions(self):  # type: ignore[no-untyped-def]
         return db.make_session_factory(db.make_engine(f"sqlite:///{self.data / 'digits.sqlite3'}"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("browser")
-    port = _free_port()
     env = {
-        **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "DIGITS_DATA_DIR": str(data),
-        "DATABASE_URL": "",
         "DIGITS_WEB_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "DIGITS_MODEL_CHECK_INTERVAL_S": "0",
         "DIGITS_VISION_WORKERS": "2",
     }
-    log = data / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "digits.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=data,  # no stray .env from the working directory
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"digits web exited {process.returncode}:\n{log.read_text()[-3000:]}")
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{url}/healthz", timeout=2) as response,
-        ):
-            if response.status == 200:
-                break
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"digits web did not start in 90 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    try:
-        yield Server(url, data, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with web_server(data=tmp_path_factory.mktemp("browser"), env=env) as started:
+        yield Server(started.url, started.data)
 
 
 @pytest.fixture(scope="module")
