@@ -377,31 +377,14 @@ def junk_boxes(
     return out
 
 
-_READER = None
-_POOL: tuple[np.ndarray, np.ndarray] | None = None
-
-
-def _init_worker(pool: tuple[np.ndarray, np.ndarray], segmenter: str | None) -> None:
-    global _READER, _POOL
-    import torch
-
-    from vision import DigitReader
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    kwargs = {"segmenter": segmenter} if segmenter else {}
-    _READER, _POOL = DigitReader.load(**kwargs), pool
-
-
 def _work(job: tuple[int, int]) -> tuple[list[np.ndarray], list[tuple[np.ndarray, int]]]:
     """Draw one field, read it; (junk crops, matched digit crops)."""
-    from training.data.reader_crops import match_crops
+    from training.data.reader_crops import match_crops, worker_reader
 
     index, seed = job
-    if _READER is None or _POOL is None:
-        raise RuntimeError("_work runs only in a pool started with _init_worker")
-    f = draw_field(np.random.default_rng([seed, index, 2]), _POOL)
-    digits = _READER.read(f.image).digits
+    reader, pool = worker_reader()
+    f = draw_field(np.random.default_rng([seed, index, 2]), pool)
+    digits = reader.read(f.image).digits
     junk = [digits[i].crop for i in junk_boxes([d.box for d in digits], f.boxes)]
     good = match_crops([(d.box, d.crop) for d in digits], [tuple(map(float, b)) for b in f.boxes])
     return junk, good
@@ -425,7 +408,10 @@ def not_digit_crops(
     labels: list[int] = []
     ctx = multiprocessing.get_context("spawn")
     jobs = [(i, seed) for i in range(fields)]
-    with ctx.Pool(max(1, workers), _init_worker, (mnist_train, segmenter)) as pool:
+    from training.data.reader_crops import init_worker
+
+    start = (mnist_train, None, segmenter)
+    with ctx.Pool(max(1, workers), init_worker, start) as pool:
         for j, g in tqdm(pool.imap(_work, jobs, chunksize=8), total=fields, desc="fields"):
             junk.extend(j)
             good.extend(c for c, _ in g)

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -184,8 +185,10 @@ _READER = None
 _POOL: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _init_worker(pool: tuple[np.ndarray, np.ndarray], model: str | None) -> None:
-    """Load the reader once per worker process."""
+def init_worker(
+    pool: tuple[np.ndarray, np.ndarray], model: str | None = None, segmenter: str | None = None
+) -> None:
+    """Load the reader once per worker process (one thread: the workers share the cores)."""
     global _READER, _POOL
     import torch
 
@@ -193,17 +196,24 @@ def _init_worker(pool: tuple[np.ndarray, np.ndarray], model: str | None) -> None
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    _READER, _POOL = DigitReader.load(model), pool
+    kwargs = {"segmenter": segmenter} if segmenter else {}
+    _READER, _POOL = DigitReader.load(model, **kwargs), pool
+
+
+def worker_reader() -> tuple[Any, tuple[np.ndarray, np.ndarray]]:
+    """(the reader, the digit pool) of a worker process started with `init_worker`."""
+    if _READER is None or _POOL is None:
+        raise RuntimeError("this runs only in a pool started with init_worker")
+    return _READER, _POOL
 
 
 def _work(job: tuple[int, int, str]) -> tuple[list[tuple[np.ndarray, int]], int]:
     """Draw one photo, read it, keep the matching crops (runs in a worker process)."""
     index, seed, kind = job
-    if _READER is None or _POOL is None:
-        raise RuntimeError("_work runs only in a pool started with _init")
+    reader, pool = worker_reader()
     rng = np.random.default_rng([seed, index, 0 if kind == "page" else 1])
-    data, drawn = (draw_page if kind == "page" else draw_cell)(rng, _POOL)
-    found = [(d.box, d.crop) for d in _READER.read(data).digits]
+    data, drawn = (draw_page if kind == "page" else draw_cell)(rng, pool)
+    found = [(d.box, d.crop) for d in reader.read(data).digits]
     return match_crops(found, drawn), len(drawn)
 
 
@@ -221,7 +231,7 @@ def make_crops(
     labels: list[int] = []
     drawn = 0
     ctx = multiprocessing.get_context("spawn")  # torch and OpenCV threads do not survive fork
-    with ctx.Pool(max(1, workers), _init_worker, (mnist_train, model)) as pool:
+    with ctx.Pool(max(1, workers), init_worker, (mnist_train, model)) as pool:
         results = pool.imap(_work, jobs, chunksize=8)
         for kept, n in tqdm(results, total=len(jobs), desc="reader crops", unit="photo"):
             crops.extend(c for c, _ in kept)
