@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -15,34 +16,25 @@ from serving import service
 
 log = logging.getLogger(__name__)
 
-
-async def _say(update: Update, text: str) -> None:
-    if update.effective_message is not None:
-        await reply(update.effective_message, text)
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _say(update, texts.HELP)
+def _says(text: str) -> Handler:
+    """A handler that answers with `text`, whatever the message."""
+
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_message is not None:
+            await reply(update.effective_message, text)
+
+    return handler
 
 
-async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _say(update, texts.PRIVACY)
-
-
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _say(update, texts.UNKNOWN_COMMAND)
-
-
-async def sticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _say(update, texts.STICKER)
-
-
-async def voice(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _say(update, texts.VOICE)
-
-
-async def other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await _say(update, texts.OTHER_MESSAGE)
+start = _says(texts.HELP)
+privacy = _says(texts.PRIVACY)
+unknown_command = _says(texts.UNKNOWN_COMMAND)
+sticker = _says(texts.STICKER)
+voice = _says(texts.VOICE)
+other = _says(texts.OTHER_MESSAGE)
 
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
