@@ -28,7 +28,6 @@ from tqdm import tqdm
 
 import db
 from training.data.fields import Field, draw_field
-from training.label_recovery import aligned_records
 from vision.annotate import encode_png
 from vision.classifier import DigitClassifier
 from vision.reader import DigitReader, Reading
@@ -278,7 +277,7 @@ def answer_picture(
             height=read.height,
             model_version=reader.classifier.version,
             text=read.text,
-            digits=aligned_records(read),
+            digits=db.DigitRecord.from_digits(read.digits),
             elapsed_ms=read.elapsed_ms,
             now=now,
         )

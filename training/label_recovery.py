@@ -49,11 +49,6 @@ def truth_digits(corrected_text: str | None) -> list[int]:
     return [int(c) for c in corrected_text or "" if c.isdigit()]
 
 
-def aligned_records(reading: object) -> list[db.DigitRecord]:
-    """DigitRecords for `replace_digits` from a vision `Reading` (positions in reading order)."""
-    return db.DigitRecord.from_digits(reading.digits)  # type: ignore[attr-defined]
-
-
 def recover_labels(
     factory: sessionmaker[Session],
     reader: DigitReader,
@@ -115,7 +110,7 @@ def recover_labels(
                         db.replace_digits(
                             session,
                             reading_id,
-                            aligned_records(reading),
+                            db.DigitRecord.from_digits(reading.digits),
                             labels=truth,
                             source=db.LabelSource.ALIGNED,
                         )

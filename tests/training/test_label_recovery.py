@@ -9,7 +9,7 @@ from loop_fixtures import sqlite_url
 import db
 from benchmarks.loop import compose_photo
 from db.models import LabelSource, ReadingStatus
-from training.label_recovery import aligned_records, recover_labels
+from training.label_recovery import recover_labels
 from vision.reader import DigitReader
 
 
@@ -41,7 +41,7 @@ def test_recovery_labels_what_it_can_and_keeps_the_rest(tmp_path: Path, mnist) -
     truth = "".join(str(int(v)) for v in test.labels[:5])
     assert truth == "72104"
     stored = images.put(png)
-    full = aligned_records(reader.read(png))
+    full = db.DigitRecord.from_digits(reader.read(png).digits)
     assert len(full) == 5
     engine = db.make_engine(url)
     factory = db.make_session_factory(engine)
