@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     reader = DigitReader.load(model, **seg_kwargs)
     # Warm up (first-call allocations are not what a running bot pays).
     reader.read(np.full((64, 64), 255, np.uint8))
-    scores: list[Score] = []
+    scores: list[tuple[Score, str]] = []  # each with the name it is printed under
     photos: PhotoScores | None = None
     seeds = args.seed or [1234]
     drawn: dict[str, list[Score]] = {}  # per set, one score per seed
@@ -90,20 +90,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 sets += bench_fields(reader, test, args.fields, seed)
             for score in sets:
                 drawn.setdefault(score.name, []).append(score)
-                if len(seeds) > 1:
-                    score.name = f"{score.name} (seed {seed})"
-            scores.extend(sets)
+                label = f"{score.name} (seed {seed})" if len(seeds) > 1 else score.name
+                scores.append((score, label))
     if not args.no_photos:
         devsets = args.devsets_dir or settings.devsets_dir or Path("../shared/devsets")
         photos = bench_photos(reader, devsets, args.tilt)
-        scores.extend(photos.main_scores())
-    for s in scores:
-        summary = s.summary()
+        scores.extend((score, score.name) for score in photos.main_scores())
+    for s, label in scores:
+        summary = {**s.summary(), "set": label}
         if args.json:
             print(json.dumps(summary))
             continue
-        ceiling = any(s in runs for name, runs in drawn.items() if name in CEILINGS)
-        print(_line(summary, ceiling=ceiling))
+        ceiling = s.name in CEILINGS
+        print(_line(summary, ceiling=ceiling, width=32 if len(seeds) > 1 else 20))
         if args.failures and not ceiling:
             for name, expected, got in s.failures:
                 print(f"    {name}: expected {expected!r} got {got!r}")
