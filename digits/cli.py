@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bot": ("bot", "run the Telegram bot (long polling; webhook with DIGITS_WEBHOOK_URL)"),
     "web": ("web", "the web app: draw or send a picture, JSON API, /admin dashboard"),
     "train": ("train", "train a CNN on MNIST (with augmentation)"),
+    "train lines": ("train_lines", "train the line model (CTC) on drawn fields and photo lines"),
     "crops": ("crops", "reader-cut training crops from photos of MNIST train digits"),
     "evaluate": ("evaluate", "evaluate a checkpoint on MNIST test and the devsets"),
     "samples": ("samples", "regenerate the synthetic sample photos in samples/"),

@@ -26,6 +26,8 @@ import numpy as np
 
 from vision.classifier import DEFAULT_THREADS, SEGMENTER_MODEL_PATH, DigitClassifier
 from vision.decode import MAX_BYTES, MAX_PAGES, MAX_PIXELS, decode_for_reading, iter_pages
+from vision.fit_lines import fit_lines
+from vision.line_reader import LINE_MODEL_PATH, LineReader
 from vision.segment import (
     MAX_SIDE,
     Candidate,
@@ -107,6 +109,8 @@ class DigitReader:
     """Reads handwritten numbers in photos and scans with loaded `DigitClassifier`s.
 
     `segmenter` scores shapes while cutting (None: the classifier does both).
+    `lines` reads each line whole and decides which shapes are its digits (None: the
+    shapes the segmentation keeps are the digits).
     """
 
     classifier: DigitClassifier
@@ -114,6 +118,7 @@ class DigitReader:
     max_pixels: int = MAX_PIXELS
     segmenter: DigitClassifier | None = None
     max_bytes: int = MAX_BYTES
+    lines: LineReader | None = None
 
     @classmethod
     def load(
@@ -123,12 +128,14 @@ class DigitReader:
         device: str | None = None,
         confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
         segmenter: str | Path | DigitClassifier | None = SEGMENTER_MODEL_PATH,
+        lines: str | Path | LineReader | None = LINE_MODEL_PATH,
         max_bytes: int = MAX_BYTES,
         threads: int = DEFAULT_THREADS,
     ) -> DigitReader:
         """The shipped models by default; a checkpoint path or a loaded classifier otherwise.
 
-        `segmenter=None` lets the classifier score the shapes while cutting as well.
+        `segmenter=None` lets the classifier score the shapes while cutting as well;
+        `lines=None` reads without the line model.
         `threads`: PyTorch intra-op threads per classifier call on a photo's crops (one by
         default: steady latency beside busy neighbours; 0: the caller's setting). It
         applies to the models loaded here; a loaded classifier keeps its own.
@@ -143,8 +150,17 @@ class DigitReader:
             if segmenter is None or isinstance(segmenter, DigitClassifier)
             else DigitClassifier.load(segmenter, device=device, threads=threads)
         )
+        line_reader = (
+            lines
+            if lines is None or isinstance(lines, LineReader)
+            else LineReader.load(lines, device=device, threads=threads)
+        )
         return cls(
-            clf, confidence_threshold=confidence_threshold, segmenter=seg, max_bytes=max_bytes
+            clf,
+            confidence_threshold=confidence_threshold,
+            segmenter=seg,
+            max_bytes=max_bytes,
+            lines=line_reader,
         )
 
     def with_classifier(self, classifier: DigitClassifier) -> DigitReader:
@@ -155,6 +171,7 @@ class DigitReader:
             self.max_pixels,
             segmenter=self.segmenter,
             max_bytes=self.max_bytes,
+            lines=self.lines,
         )
 
     # ------------------------------------------------------------------ reading
@@ -232,6 +249,8 @@ class DigitReader:
         seg = segment(array, scorer)
         if expected_digits is not None:
             seg = constrain(seg, expected_digits, scorer)
+        elif self.lines is not None:
+            seg = fit_lines(seg, array, self.lines, scorer)
         rescore = self.segmenter is not None and self.segmenter is not clf
         _label(seg.digits, clf, rescore=rescore)
         height, width = (round(s * scale) for s in array.shape[:2])
@@ -268,7 +287,8 @@ def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> N
     """The classifier's final probabilities for the digits cut (at most two batched calls).
 
     With `rescore`, every digit is classified again (the segmenter scored the cuts);
-    then the unsure ones are read at one-pixel shifts too (STEADY_BELOW).
+    then the unsure ones are read at one-pixel shifts too (STEADY_BELOW). Where the line
+    model read the digit too, the two readings are multiplied.
     """
     if not digits:
         return
@@ -277,12 +297,15 @@ def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> N
         for c, probs in zip(digits, clf.classify(crops), strict=True):
             c.probs = probs
     weak = [c for c in digits if c.confidence < STEADY_BELOW]
-    if not weak:
-        return
-    shifted = [_shift(c.digit_crop, dx, dy) for c in weak for dx, dy in _SHIFTS]
-    readings = clf.classify(np.stack(shifted)).reshape(len(weak), len(_SHIFTS), -1)
-    for c, probs in zip(weak, readings, strict=True):
-        c.probs = (c.scores + probs.sum(axis=0)) / (1 + len(_SHIFTS))
+    if weak:
+        shifted = [_shift(c.digit_crop, dx, dy) for c in weak for dx, dy in _SHIFTS]
+        readings = clf.classify(np.stack(shifted)).reshape(len(weak), len(_SHIFTS), -1)
+        for c, probs in zip(weak, readings, strict=True):
+            c.probs = (c.scores + probs.sum(axis=0)) / (1 + len(_SHIFTS))
+    for c in digits:  # two independent readings of the same digit: multiply and renormalise
+        if c.line_probs is not None:
+            joint = c.scores * c.line_probs
+            c.probs = joint / max(float(joint.sum()), 1e-12)
 
 
 def _shift(crop: np.ndarray, dx: int, dy: int) -> np.ndarray:

@@ -32,6 +32,7 @@ class Candidate:
     mask: np.ndarray  # bool [h, w]
     probs: np.ndarray | None = None
     crop: np.ndarray | None = None
+    line_probs: np.ndarray | None = None  # the line model's reading here (vision.fit_lines)
 
     @property
     def x2(self) -> int:

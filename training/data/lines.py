@@ -1,0 +1,172 @@
+"""Bands of one line of digits with their text: the line model's training data.
+
+Two kinds, both from MNIST *train* digits: numbers cut from forms (`training.data.fields`:
+walls, boxes, guilloche, separators, European styles, low resolution), re-cut tight or
+loose as a reader or a user would cut them, and lines of numbers on photographed paper
+(`training.data.synth`'s paper, pens, light, blur and JPEG). Each band is stored resized
+to the model's height (`vision.line_model.resize_line`), so training reads exactly what
+the reader hands over.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from training.data.fields import Box, draw_field
+from training.data.synth import INKS, camera_jpeg, digit_alpha, paper_texture, uneven_light
+from vision.line_model import LINE_HEIGHT, LINE_STRIDE, resize_line
+
+Pool = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class LineSet:
+    """Resized grey bands (uint8 [LINE_HEIGHT, W_i]) and their digit strings."""
+
+    bands: list[np.ndarray]
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def save(self, path: str) -> None:
+        widths = np.array([b.shape[1] for b in self.bands], np.int32)
+        flat = np.concatenate(self.bands, axis=1) if self.bands else np.zeros((LINE_HEIGHT, 0))
+        np.savez_compressed(path, flat=flat.astype(np.uint8), widths=widths, texts=np.array(self.texts))
+
+    @classmethod
+    def load(cls, path: str) -> LineSet:
+        with np.load(path) as data:
+            flat, widths, texts = data["flat"], data["widths"], data["texts"]
+        ends = np.cumsum(widths)
+        return cls(
+            [flat[:, e - w : e] for e, w in zip(ends, widths, strict=True)],
+            [str(t) for t in texts],
+        )
+
+    def __add__(self, other: LineSet) -> LineSet:
+        return LineSet(self.bands + other.bands, self.texts + other.texts)
+
+
+def recut(image: np.ndarray, boxes: list[Box], rng: np.random.Generator) -> np.ndarray:
+    """A field cut again as a reader or a user would: margins, a neighbour's rule, a tilt."""
+    h, w = image.shape[:2]
+    if boxes and rng.random() < 0.5:
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        dh = max(4, y1 - y0)
+        m = [round(rng.uniform(-0.05, 0.6) * dh) for _ in range(4)]
+        cy0, cy1 = max(0, y0 - m[0]), min(h, y1 + m[1])
+        cx0, cx1 = max(0, x0 - m[2]), min(w, x1 + m[3])
+        if cy1 - cy0 >= 6 and cx1 - cx0 >= 6:
+            image = image[cy0:cy1, cx0:cx1]
+    if rng.random() < 0.2:  # a table's rule just above or below, from the crop's neighbours
+        image = image.copy()
+        hh = image.shape[0]
+        reach = int(rng.integers(0, max(1, hh // 6)))
+        y = reach if rng.random() < 0.5 else hh - 1 - reach
+        t = int(rng.integers(1, 3))
+        rows = image[max(0, y - t + 1) : y + 1]
+        image[max(0, y - t + 1) : y + 1] = (rows * rng.uniform(0.2, 0.6)).astype(np.uint8)
+    if rng.random() < 0.2:
+        hh, ww = image.shape[:2]
+        m2 = cv2.getRotationMatrix2D((ww / 2, hh / 2), rng.uniform(-4, 4), 1.0)
+        image = cv2.warpAffine(image, m2, (ww, hh), borderMode=cv2.BORDER_REPLICATE)
+    return image
+
+
+def photo_line(rng: np.random.Generator, pool: Pool) -> tuple[np.ndarray, str]:
+    """One line of 1-3 numbers on photographed paper, in a band as the reader cuts it."""
+    images, labels = pool
+    dh = int(rng.uniform(18, 60))
+    alphas: list[np.ndarray] = []
+    xs: list[int] = []
+    text = ""
+    x = 0.0
+    for k in range(int(rng.choice([1, 1, 2, 3]))):
+        if k:
+            x += rng.uniform(1.2, 2.6) * dh
+        for _ in range(int(rng.integers(1, 9))):
+            idx = int(rng.integers(len(images)))
+            alpha = digit_alpha(images[idx], int(dh * rng.uniform(0.85, 1.1)), rng)
+            touching = rng.random() < 0.08
+            alphas.append(alpha)
+            xs.append(int(x))
+            text += str(int(labels[idx]))
+            gap = rng.uniform(-0.06, 0.0) if touching else rng.uniform(0.08, 0.4)
+            x += alpha.shape[1] + gap * dh
+    mx, my = rng.uniform(0.3, 0.9) * dh, rng.uniform(0.2, 0.5) * dh
+    w, h = int(x + 2 * mx) + 1, int(1.2 * dh + 2 * my)
+    canvas = np.zeros((h, w), np.float32)
+    slope = np.tan(np.deg2rad(rng.uniform(-3, 3)))
+    for alpha, x0 in zip(alphas, xs, strict=True):
+        y0 = int(np.clip(my + rng.uniform(-0.06, 0.06) * dh + x0 * slope, 0, h - alpha.shape[0]))
+        left = int(mx) + x0
+        region = canvas[y0 : y0 + alpha.shape[0], left : left + alpha.shape[1]]
+        np.maximum(region, alpha[: region.shape[0], : region.shape[1]], out=region)
+    paper = paper_texture(w, h, dh, rng)
+    ink = np.array(INKS[rng.integers(len(INKS))], np.float32) + rng.normal(0, 8, 3)
+    a = canvas[..., None] * rng.uniform(0.75, 1.0)
+    img = uneven_light(paper * (1 - a) + ink * a, rng)
+    data = camera_jpeg(img, rng, max_blur=1.3)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), text
+
+
+def draw_band(
+    rng: np.random.Generator, pool: Pool, photo_share: float, backgrounds: tuple[str, ...] | None
+) -> tuple[np.ndarray, str]:
+    """One training band, resized for the model, and its text."""
+    if rng.random() < photo_share:
+        image, text = photo_line(rng, pool)
+    else:
+        bg = str(rng.choice(backgrounds)) if backgrounds else None
+        field = draw_field(rng, pool, background=bg)
+        image, text = recut(field.image, field.boxes, rng), field.text
+    band = resize_line(image)
+    need = LINE_STRIDE * (2 * len(text) + 2)  # CTC needs a frame per digit and between repeats
+    if band.shape[1] < need:
+        band = cv2.resize(band, (need, LINE_HEIGHT))
+    return band, text
+
+
+_POOL: Pool | None = None
+
+
+def _init(pool: Pool) -> None:
+    global _POOL
+    _POOL = pool
+
+
+def _draw(job: tuple[int, int, float, tuple[str, ...] | None]) -> tuple[np.ndarray, str]:
+    index, seed, photo_share, backgrounds = job
+    assert _POOL is not None
+    return draw_band(np.random.default_rng([seed, index, 7]), _POOL, photo_share, backgrounds)
+
+
+def draw_lines(
+    pool: Pool,
+    n: int,
+    seed: int,
+    *,
+    photo_share: float = 1 / 3,
+    backgrounds: tuple[str, ...] | None = None,
+    workers: int = 1,
+) -> LineSet:
+    """`n` seeded training bands (a share of them photo lines, the rest form fields).
+
+    `backgrounds` limits the form fields to those kinds (None: all of them).
+    """
+    jobs = [(i, seed, photo_share, backgrounds) for i in range(n)]
+    if workers <= 1:
+        _init(pool)
+        out = [_draw(j) for j in tqdm(jobs, desc="lines", disable=n < 1000)]
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(workers, _init, (pool,)) as p:
+            out = list(tqdm(p.imap(_draw, jobs, chunksize=64), total=n, desc="lines"))
+    return LineSet([b for b, _ in out], [t for _, t in out])

@@ -1,0 +1,136 @@
+"""LineReader: the line model loaded once, reading bands of digits in batches.
+
+`read` returns each band's best path: the digits, where each one sits along the band,
+and its probabilities over 0-9. The reader matches those positions to the shapes it
+cut (`vision.fit_lines`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from vision.classifier import DEFAULT_THREADS, intra_op_threads, pick_device
+from vision.line_model import (
+    BLANK,
+    LINE_HEIGHT,
+    LINE_STRIDE,
+    LineConfig,
+    LineNet,
+    line_frames,
+    normalize_line,
+    resize_line,
+)
+
+log = logging.getLogger(__name__)
+
+LINE_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lines.pt"
+
+
+@dataclass
+class LineRead:
+    """One band's digits: the text, each digit's centre (band pixels) and probabilities."""
+
+    text: str
+    centres: np.ndarray  # float [n], x in the band's own pixels
+    probs: np.ndarray  # float32 [n, 10], each row sums to 1
+
+    @property
+    def confidence(self) -> float:
+        """The least sure digit's probability (1.0 for an empty band)."""
+        return float(self.probs.max(axis=1).min()) if len(self.probs) else 1.0
+
+
+def best_path(log_probs: np.ndarray, scale: float) -> LineRead:
+    """Greedy CTC decoding of [T, 11] log-probabilities; `scale` band px per input px."""
+    best = log_probs.argmax(axis=1)
+    frames = [
+        t for t in range(len(best)) if best[t] != BLANK and (t == 0 or best[t] != best[t - 1])
+    ]
+    probs = np.exp(log_probs[frames, :BLANK]) if frames else np.zeros((0, BLANK), np.float32)
+    probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-9)
+    centres = (np.array(frames, np.float64) + 0.5) * LINE_STRIDE * scale
+    text = "".join(str(int(best[t])) for t in frames)
+    return LineRead(text, centres, probs.astype(np.float32))
+
+
+@dataclass
+class LineReader:
+    """The line model on one device; `read` is thread-safe like `DigitClassifier.classify`."""
+
+    model: torch.nn.Module
+    device: torch.device
+    path: Path | None = None
+    sha256: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    threads: int = DEFAULT_THREADS
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str | None = None,
+        *,
+        device: str | torch.device | None = None,
+        threads: int = DEFAULT_THREADS,
+    ) -> LineReader:
+        """Load a line checkpoint (the shipped one when `path` is None)."""
+        path = Path(path) if path is not None else LINE_MODEL_PATH
+        body = load_checkpoint(path)
+        if body.get("kind") != "line":
+            raise CheckpointError(f"{path} is not a line model")
+        try:
+            net = LineNet(LineConfig.from_dict(body["model_config"]))
+            net.load_state_dict(body["state_dict"])
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: weights do not fit the line model: {exc}") from exc
+        info = {k: v for k, v in body.items() if k != "state_dict"}
+        return cls.from_model(
+            net, device=device, path=path, sha256=file_sha256(path), info=info, threads=threads
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        net: LineNet,
+        *,
+        device: str | torch.device | None = None,
+        path: Path | None = None,
+        sha256: str = "",
+        info: dict[str, Any] | None = None,
+        threads: int = DEFAULT_THREADS,
+    ) -> LineReader:
+        """Wrap an in-memory network (training evaluates candidates this way)."""
+        dev = pick_device(str(device) if device is not None else None)
+        return cls(net.to(dev).eval(), dev, path, sha256, info or {}, threads)
+
+    @property
+    def version(self) -> str:
+        return str(self.info.get("version") or (self.sha256[:12] if self.sha256 else "memory"))
+
+    def read(self, bands: list[np.ndarray]) -> list[LineRead]:
+        """Read BGR or grey uint8 bands, one line of digits each, in one batch."""
+        if not bands:
+            return []
+        resized = [resize_line(b) for b in bands]
+        width = max(r.shape[1] for r in resized)
+        x = np.zeros((len(bands), 1, LINE_HEIGHT, width), np.float32)
+        for i, r in enumerate(resized):
+            x[i, 0, :, : r.shape[1]] = normalize_line(r)
+        lock = self._lock if self.threads != 1 else contextlib.nullcontext()
+        with lock, intra_op_threads(self.threads), torch.inference_mode():
+            frames = torch.tensor([line_frames(r.shape[1]) for r in resized])
+            logits = self.model(torch.from_numpy(x).to(self.device), frames).float()
+            log_probs = torch.log_softmax(logits, dim=2).cpu().numpy()
+        return [
+            best_path(log_probs[i, : line_frames(r.shape[1])], b.shape[1] / r.shape[1])
+            for i, (b, r) in enumerate(zip(bands, resized, strict=True))
+        ]
