@@ -58,13 +58,28 @@ def shipped_segmenter(threads: int = 1) -> Any:
     return DigitClassifier.load(SEGMENTER_MODEL_PATH, threads=threads)
 
 
+@functools.cache
+def shipped_lines(threads: int = 1) -> Any:
+    """The line model that decides which shapes are digits (vision.LineReader).
+
+    Like the segmenter, it stays fixed while the classifier is retrained: one copy per
+    process serves every reader.
+    """
+    from vision.line_reader import LineReader
+
+    return LineReader.load(threads=threads)
+
+
 def load_reader(path: Path | None, threads: int = 1) -> Any:
-    """A reader of the checkpoint at `path` (None: shipped) with the shared segmenter."""
+    """A reader of the checkpoint at `path` (None: shipped) with the shared segmenter
+    and line model."""
     from vision.classifier import DigitClassifier
     from vision.reader import DigitReader
 
     classifier = DigitClassifier.load(path, threads=threads)
-    return DigitReader.load(model=classifier, segmenter=shipped_segmenter(threads))
+    return DigitReader.load(
+        model=classifier, segmenter=shipped_segmenter(threads), lines=shipped_lines(threads)
+    )
 
 
 def _reader_sha(reader: Any) -> str:

@@ -48,6 +48,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="also read the real photos with this segmenter (repeatable) and report the "
         "choice between it and --segmenter leave-one-source-out",
     )
+    parser.add_argument(
+        "--lines",
+        help="line model checkpoint (default: shipped; none: read without a line model)",
+    )
+    parser.add_argument(
+        "--choose-lines",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also read the real photos with this line model (a path, or none; repeatable) "
+        "and report the choice between it and --lines leave-one-source-out",
+    )
     parser.add_argument("--mnist-dir", type=Path)
     parser.add_argument("--devsets-dir", type=Path)
     parser.add_argument("--no-photos", action="store_true", help="skip the real photos")
@@ -70,7 +82,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     model = args.model or settings.model_path
-    seg_kwargs = {"segmenter": args.segmenter} if args.segmenter else {}
+    seg_kwargs: dict[str, Any] = {"segmenter": args.segmenter} if args.segmenter else {}
+    if args.lines:
+        seg_kwargs["lines"] = _lines_path(args.lines)
     reader = DigitReader.load(model, **seg_kwargs)
     # Warm up (first-call allocations are not what a running bot pays).
     reader.read(np.full((64, 64), 255, np.uint8))
@@ -110,7 +124,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _print_spread(drawn, seeds, as_json=args.json)
     if photos is not None:
         _print_breakdown(photos, as_json=args.json)
-        if args.choose_segmenter:
+        if args.choose_segmenter or args.choose_lines:
             _print_choice(args, reader, photos, devsets)
     return 0
 
@@ -131,19 +145,30 @@ def _print_spread(drawn: dict[str, list[Score]], seeds: list[int], *, as_json: b
         )
 
 
+def _lines_path(value: str) -> Path | None:
+    return None if value.lower() == "none" else Path(value)
+
+
 def _print_choice(args: argparse.Namespace, reader: Any, photos: PhotoScores, devsets) -> None:
-    """The segmenter picked on all sources but one, scored on that one (and aggregated)."""
+    """The reader picked on all sources but one, scored on that one (and aggregated)."""
+    from vision.line_reader import LineReader
     from vision.reader import DigitReader
 
-    settings = {str(args.segmenter or "shipped segmenter"): photos.by_source}
+    name = f"segmenter {args.segmenter or 'shipped'}, line model {args.lines or 'shipped'}"
+    settings = {name: photos.by_source}
     for path in args.choose_segmenter:
-        other = DigitReader.load(reader.classifier, segmenter=path)
-        settings[str(path)] = bench_photos(other, devsets).by_source
+        other = DigitReader.load(reader.classifier, segmenter=path, lines=reader.lines)
+        settings[f"segmenter {path}"] = bench_photos(other, devsets).by_source
+    for value in args.choose_lines:
+        path = _lines_path(value)
+        lines = LineReader.load(path) if path else None
+        other = DigitReader(reader.classifier, segmenter=reader.segmenter, lines=lines)
+        settings[f"line model {value}"] = bench_photos(other, devsets).by_source
     loso = leave_one_source_out(settings)
     if args.json:
         print(json.dumps({"leave_one_source_out": vars(loso)}))
         return
-    print("\nsegmenter chosen leave-one-source-out:")
+    print("\nreader chosen leave-one-source-out:")
     for name, exact in loso.all_sources.items():
         picked = sum(1 for v in loso.chosen.values() if v == name)
         print(f"  {name}: exact {exact:.2%} on all sources; picked for {picked} held-out sources")

@@ -38,6 +38,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     parser.add_argument("--workers", type=int, default=2, help="processes drawing bands")
+    parser.add_argument(
+        "--channels", type=int, nargs=4, default=list(LineConfig().channels), metavar="C"
+    )
+    parser.add_argument("--hidden", type=int, default=LineConfig().hidden)
     parser.add_argument("--init", type=Path, help="start from this line checkpoint's weights")
     parser.add_argument("--version", help="version name stored in the checkpoint")
 
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         photo_share=args.photo_share,
         backgrounds=backgrounds,
     )
-    model = LineConfig()
+    model = LineConfig(channels=tuple(args.channels), hidden=args.hidden)
     init = None
     if args.init:
         body = load_checkpoint(args.init)

@@ -166,3 +166,48 @@ def test_several_seeds_are_each_reported_then_summarised(mnist_dir, monkeypatch,
     assert not any("seeds" in r for r in single)
     alone = next(r for r in single if r["set"] == "synthetic")
     assert alone["exact"] == per_seed["synthetic (seed 4)"]["exact"]
+
+
+def test_the_line_model_is_chosen_leave_one_source_out(mnist, tmp_path, monkeypatch, capsys):
+    """`--choose-lines none`: the reader with and without the line model, chosen per source."""
+    import json
+
+    import cv2
+
+    from digits.cli import main
+    from training.data.fields import draw_field
+
+    _, test = mnist
+    images = tmp_path / "photos" / "images"
+    images.mkdir(parents=True)
+    rows = []
+    for i, source in enumerate(["a/forms", "a/forms", "b/forms"]):
+        field = (
+            draw_field(
+                np.random.default_rng([23, 0]),
+                (test.images, test.labels),
+                background="cells",
+                n_digits=6,
+            )
+            if i == 0
+            else draw_field(np.random.default_rng(i), (test.images, test.labels))
+        )
+        cv2.imwrite(str(images / f"f{i}.png"), field.image)
+        rows.append(f"f{i}.png,{field.text},{source},0,x,digit-string-crop\n")
+    (tmp_path / "photos" / "labels.csv").write_text(
+        "file,text,source_repo,source_commit,source_path,kind\n" + "".join(rows)
+    )
+    monkeypatch.setenv("DIGITS_DEVSETS_DIR", str(tmp_path))
+    assert main(["bench", "read", "--synthetic", "0", "--json", "--choose-lines", "none"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    loso = next(r["leave_one_source_out"] for r in out if "leave_one_source_out" in r)
+    assert set(loso["chosen"]) == {"a/forms", "b/forms"}
+    assert set(loso["all_sources"]) == {
+        "segmenter shipped, line model shipped",
+        "line model none",
+    }
+    # the walls between boxed digits: read right only with the line model
+    assert (
+        loso["all_sources"]["segmenter shipped, line model shipped"]
+        > loso["all_sources"]["line model none"]
+    )
