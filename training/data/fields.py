@@ -61,24 +61,31 @@ class Field:
 
 
 def styled_digit(
-    img28: np.ndarray, label: int, height: int, rng: np.random.Generator, *, european: float = 0.4
+    img28: np.ndarray,
+    label: int,
+    height: int,
+    rng: np.random.Generator,
+    *,
+    european: float = 0.4,
+    flag_reach: float = 1.0,
 ) -> np.ndarray:
     """One MNIST digit as pen-drawn alpha at `height` px, in a writer's style.
 
     European 1s (a long flag, often a foot) and crossed 7s with probability `european`;
-    a slant; strokes from a fine pen to a marker.
+    a slant; strokes from a fine pen to a marker. `flag_reach` > 1 lets a 1's flag reach
+    that many times further left and down (some writers draw it half the digit long).
     """
     alpha = digit_alpha(img28, height, rng)
     ys, xs = np.nonzero(alpha > 0.5)
     stroke = max(1, round(_stroke(alpha)))
     if label == 1 and rng.random() < european:
-        pad = round(0.35 * height)
+        pad = round(0.35 * flag_reach * height)
         alpha = cv2.copyMakeBorder(alpha, 0, 0, pad, pad // 2, cv2.BORDER_CONSTANT, value=0)
         top = int(ys.min())
         tx = int(xs[ys == top].mean()) + pad
         flag = (
-            tx - round(rng.uniform(0.2, 0.35) * height),
-            top + round(rng.uniform(0.2, 0.4) * height),
+            tx - round(rng.uniform(0.2, 0.35 * flag_reach) * height),
+            top + round(rng.uniform(0.2, 0.4 * flag_reach) * height),
         )
         cv2.line(alpha, (tx, top), flag, 1.0, stroke, cv2.LINE_AA)
         if rng.random() < 0.5:
@@ -144,6 +151,7 @@ def draw_field(
     digit_h: int | None = None,
     labels: list[int] | None = None,
     european: float = 0.4,
+    flag_reach: float = 1.0,
 ) -> Field:
     """A number cut from a form: 1-10 digits, sometimes in groups with separators.
 
@@ -162,7 +170,14 @@ def draw_field(
     picks = [_pick(rng, images, pool_labels, label) for label in want]
     digit_labels = [int(pool_labels[i]) for i in picks]
     alphas = [
-        styled_digit(images[i], lab, round(dh * rng.uniform(0.85, 1.1)), rng, european=european)
+        styled_digit(
+            images[i],
+            lab,
+            round(dh * rng.uniform(0.85, 1.1)),
+            rng,
+            european=european,
+            flag_reach=flag_reach,
+        )
         for i, lab in zip(picks, digit_labels, strict=True)
     ]
     cells = bg in {"cells", "nested"}
