@@ -155,6 +155,8 @@ class DigitClassifier:
         """
         path = Path(path) if path is not None else DEFAULT_MODEL_PATH
         body = load_checkpoint(path)
+        if body.get("kind") == "line":
+            raise CheckpointError(f"{path} is a line model (vision.LineReader), not a classifier")
         version = int(body["preprocessing"])
         if version != PREPROCESSING_VERSION:
             log.warning(

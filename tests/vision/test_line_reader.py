@@ -7,10 +7,10 @@ import pytest
 
 from training.data.fields import draw_field
 from vision.checkpoint import CheckpointError
-from vision.classifier import DEFAULT_MODEL_PATH
+from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
 from vision.fit_lines import align, fit_lines
 from vision.line_model import BLANK, LINE_STRIDE, normalize_line
-from vision.line_reader import LineRead, LineReader, best_path
+from vision.line_reader import LINE_MODEL_PATH, LineRead, LineReader, best_path
 from vision.segment import Candidate, Segmentation
 
 
@@ -61,6 +61,8 @@ def test_the_shipped_line_model_loads_and_a_classifier_does_not_pass_for_one(lin
     assert lines.version
     with pytest.raises(CheckpointError, match="not a line model"):
         LineReader.load(DEFAULT_MODEL_PATH)
+    with pytest.raises(CheckpointError, match="is a line model"):
+        DigitClassifier.load(LINE_MODEL_PATH)
 
 
 def test_reads_numbers_cut_from_forms(lines, mnist) -> None:
