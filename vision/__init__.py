@@ -1,7 +1,7 @@
 """Pure vision: numpy arrays in, plain dataclasses out. No Telegram, SQL or environment.
 
-`DigitClassifier` classifies MNIST-normalised 28×28 digits; `DigitReader` reads whole
-photos and scans.
+`DigitClassifier` classifies MNIST-normalised 28×28 digits; `LineReader` reads a line of
+digits whole; `DigitReader` reads whole photos and scans with both.
 """
 
 from vision.checkpoint import CheckpointError
@@ -18,6 +18,7 @@ from vision.decode import (
     decode_pages,
     iter_pages,
 )
+from vision.line_reader import LineRead, LineReader
 from vision.normalize import PREPROCESSING_VERSION, normalize_digit
 from vision.reader import DigitReader, ReadDigit, Reading
 from vision.segment import SegmentationError
@@ -31,6 +32,8 @@ __all__ = [
     "FileTooLarge",
     "ImageError",
     "ImageTooLarge",
+    "LineRead",
+    "LineReader",
     "PasswordProtected",
     "ReadDigit",
     "Reading",
