@@ -83,6 +83,7 @@ def fit_lines(
     """
     if not seg.lines or seg.lean:
         return seg
+    seg = Segmentation(_join_overlapping(seg.lines), seg.scale, seg.ink, seg.mask, seg.lean)
     flat = [[c for number in line for c in number] for line in seg.lines]
     bands = [band_of(line, seg.scale, image.shape) for line in flat]
     reads = reader.read([image[y0:y1, x0:x1] for x0, y0, x1, y1 in bands])
@@ -175,3 +176,26 @@ def _cut_at(
     by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs_.min(), xs_.max() + 1
     mask = window[by0:by1, bx0:bx1]
     return Candidate(int(x0 + bx0), int(y0 + by0), int(bx1 - bx0), int(by1 - by0), mask)
+
+
+def _join_overlapping(lines: list[list[list[Candidate]]]) -> list[list[list[Candidate]]]:
+    """Lines whose shapes' vertical spans overlap by more than half are one line.
+
+    Two lines of writing cannot share half their height; texture or a wall's foot had
+    made the chaining start a second line beside the first.
+    """
+    out: list[list[list[Candidate]]] = []
+    for line in lines:
+        digits = [c for number in line for c in number]
+        top, bottom = min(c.y for c in digits), max(c.y2 for c in digits)
+        for kept in out:
+            kd = [c for number in kept for c in number]
+            k_top, k_bottom = min(c.y for c in kd), max(c.y2 for c in kd)
+            shared = min(bottom, k_bottom) - max(top, k_top)
+            if shared > 0.5 * min(bottom - top, k_bottom - k_top):
+                kept.extend(line)
+                kept.sort(key=lambda number: min(c.x for c in number))
+                break
+        else:
+            out.append([list(number) for number in line])
+    return out

@@ -158,3 +158,24 @@ def test_reader_uses_the_line_model_and_can_go_without(reader, mnist) -> None:
     assert reader.read(field.image).text.replace(" ", "") == field.text
     assert plain.read(field.image).text.replace(" ", "") != field.text  # walls read as 1s
     assert reader.with_classifier(reader.classifier).lines is reader.lines
+
+
+def test_lines_sharing_most_of_their_height_are_read_as_one() -> None:
+    """Texture made the chaining start a second line beside the first: one band, one line."""
+    seg = _seg([10, 40, 70])
+    first, second = [seg.lines[0][0][:2]], [[seg.lines[0][0][2]]]
+    seg.lines = [first, second]
+    fitted = fit_lines(seg, np.zeros((40, 200), np.uint8), _Fixed("141", [14, 44, 74]), _scorer)
+    assert len(fitted.lines) == 1
+    assert [c.x for c in fitted.digits] == [10, 40, 70]
+
+
+def test_lines_one_above_the_other_stay_apart() -> None:
+    seg = _seg([10, 40])
+    lower = _shape(10)
+    lower.y = 40  # a second line of writing, below the first
+    seg.mask = np.zeros((80, 200), bool)
+    seg.ink = np.zeros((80, 200), np.float32)
+    seg.lines = [seg.lines[0], [[lower]]]
+    fitted = fit_lines(seg, np.zeros((80, 200), np.uint8), _Fixed("1", [14]), _scorer)
+    assert len(fitted.lines) == 2

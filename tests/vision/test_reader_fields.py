@@ -5,7 +5,7 @@ segmenter's "not one digit" crops come from MNIST train digits), each with its a
 Images the reader still misreads are marked xfail(strict=True) with what goes wrong, so
 a fix that reads them flips the mark and fails here until it is removed. The line model
 (`vision.fit_lines`) reads the walls, separators, printed boxes and shadow edges right;
-what is left is a number whose shapes the segmentation spreads over several lines.
+what is left is guilloche texture that the segmentation chains into lines of its own.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ SEEDS = (0, 1, 2)
 
 # (category, seed) -> what the reader reads wrong today.
 XFAIL: dict[tuple[str, int], str] = {
-    ("border at the crop's edge", 1): "the wall's foot starts a second line: 141 / 00",
-    ("guilloche background", 0): "the texture starts a second line, read apart: 1 54 / 211",
     ("guilloche background", 1): "the texture splits the number into six lines",
     ("guilloche background", 2): "the texture splits the number into five lines",
 }
