@@ -24,7 +24,7 @@ from tqdm import tqdm
 from training.data.lines import LineSet
 from vision.checkpoint import save_checkpoint
 from vision.classifier import pick_device
-from vision.line_model import BLANK, LINE_HEIGHT, LineConfig, LineNet, line_frames, normalize_line
+from vision.line_model import BLANK, LineConfig, LineNet, line_batch
 from vision.line_reader import LineReader
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,10 @@ def make_batch(
     lines: LineSet, index: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(inputs [B, 1, H, W], frames [B], targets (concatenated), target lengths [B])."""
-    width = max(lines.bands[i].shape[1] for i in index)
-    x = np.zeros((len(index), 1, LINE_HEIGHT, width), np.float32)
-    for row, i in enumerate(index):
-        band = lines.bands[i]
-        x[row, 0, :, : band.shape[1]] = normalize_line(band)
-    frames = torch.tensor([line_frames(lines.bands[i].shape[1]) for i in index])
+    x, frames = line_batch([lines.bands[i] for i in index])
     targets = torch.tensor([int(ch) for i in index for ch in lines.texts[i]], dtype=torch.long)
     lengths = torch.tensor([len(lines.texts[i]) for i in index])
-    return torch.from_numpy(x), frames, targets, lengths
+    return x, frames, targets, lengths
 
 
 def exact_rate(reader: LineReader, lines: LineSet, batch: int = 64) -> float:

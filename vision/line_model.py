@@ -127,3 +127,12 @@ def normalize_line(grey: np.ndarray) -> np.ndarray:
 def line_input(image: np.ndarray) -> np.ndarray:
     """The model's input for one band (BGR or grey uint8): float32 [LINE_HEIGHT, W]."""
     return normalize_line(resize_line(image))
+
+
+def line_batch(resized: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resized bands (`resize_line`) as one padded batch [B, 1, H, W] and their frame counts."""
+    width = max(r.shape[1] for r in resized)
+    x = np.zeros((len(resized), 1, LINE_HEIGHT, width), np.float32)
+    for i, r in enumerate(resized):
+        x[i, 0, :, : r.shape[1]] = normalize_line(r)
+    return torch.from_numpy(x), torch.tensor([line_frames(r.shape[1]) for r in resized])

@@ -8,7 +8,6 @@ cut (`vision.fit_lines`).
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +20,13 @@ from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from vision.classifier import DEFAULT_THREADS, intra_op_threads, pick_device
 from vision.line_model import (
     BLANK,
-    LINE_HEIGHT,
     LINE_STRIDE,
     LineConfig,
     LineNet,
+    line_batch,
     line_frames,
-    normalize_line,
     resize_line,
 )
-
-log = logging.getLogger(__name__)
 
 LINE_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lines.pt"
 
@@ -42,11 +38,6 @@ class LineRead:
     text: str
     centres: np.ndarray  # float [n], x in the band's own pixels
     probs: np.ndarray  # float32 [n, 10], each row sums to 1
-
-    @property
-    def confidence(self) -> float:
-        """The least sure digit's probability (1.0 for an empty band)."""
-        return float(self.probs.max(axis=1).min()) if len(self.probs) else 1.0
 
 
 def best_path(log_probs: np.ndarray, scale: float) -> LineRead:
@@ -121,14 +112,10 @@ class LineReader:
         if not bands:
             return []
         resized = [resize_line(b) for b in bands]
-        width = max(r.shape[1] for r in resized)
-        x = np.zeros((len(bands), 1, LINE_HEIGHT, width), np.float32)
-        for i, r in enumerate(resized):
-            x[i, 0, :, : r.shape[1]] = normalize_line(r)
+        x, frames = line_batch(resized)
         lock = self._lock if self.threads != 1 else contextlib.nullcontext()
         with lock, intra_op_threads(self.threads), torch.inference_mode():
-            frames = torch.tensor([line_frames(r.shape[1]) for r in resized])
-            logits = self.model(torch.from_numpy(x).to(self.device), frames).float()
+            logits = self.model(x.to(self.device), frames).float()
             log_probs = torch.log_softmax(logits, dim=2).cpu().numpy()
         return [
             best_path(log_probs[i, : line_frames(r.shape[1])], b.shape[1] / r.shape[1])
