@@ -151,7 +151,6 @@ def _lines_path(value: str) -> Path | None:
 
 def _print_choice(args: argparse.Namespace, reader: Any, photos: PhotoScores, devsets) -> None:
     """The reader picked on all sources but one, scored on that one (and aggregated)."""
-    from vision.line_reader import LineReader
     from vision.reader import DigitReader
 
     name = f"segmenter {args.segmenter or 'shipped'}, line model {args.lines or 'shipped'}"
@@ -160,9 +159,9 @@ def _print_choice(args: argparse.Namespace, reader: Any, photos: PhotoScores, de
         other = DigitReader.load(reader.classifier, segmenter=path, lines=reader.lines)
         settings[f"segmenter {path}"] = bench_photos(other, devsets).by_source
     for value in args.choose_lines:
-        path = _lines_path(value)
-        lines = LineReader.load(path) if path else None
-        other = DigitReader(reader.classifier, segmenter=reader.segmenter, lines=lines)
+        other = DigitReader.load(
+            reader.classifier, segmenter=reader.segmenter, lines=_lines_path(value)
+        )
         settings[f"line model {value}"] = bench_photos(other, devsets).by_source
     loso = leave_one_source_out(settings)
     if args.json:
