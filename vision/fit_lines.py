@@ -143,9 +143,10 @@ def _fit_line(
 def _line_probs(
     placed: list[tuple[int, Candidate]], xs: list[float], read: LineRead
 ) -> list[np.ndarray]:
-    """Each placed shape's line-model probabilities: those of the digit read nearest it."""
-    if not xs:
-        return [np.full(10, 0.1, np.float32) for _ in placed]
+    """Each placed shape's line-model probabilities: those of the digit read nearest it.
+
+    Every shape is placed for a digit read, so `xs` is never empty when `placed` is not.
+    """
     centres = np.array(xs)
     return [read.probs[int(np.argmin(np.abs(centres - c.cx)))] for _, c in placed]
 
