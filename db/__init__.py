@@ -56,6 +56,7 @@ from db.readings import (
     get_user,
     label_digits,
     labelled_digits,
+    labelled_pictures,
     normalize_correction,
     readings_for_review,
     recent_readings,
@@ -71,6 +72,7 @@ from db.records import (
     DigitRecord,
     ForgetResult,
     LabelledDigit,
+    LabelledPicture,
     UserStats,
 )
 from db.registry import (
@@ -104,6 +106,7 @@ __all__ = [
     "InvalidTransition",
     "LabelSource",
     "LabelledDigit",
+    "LabelledPicture",
     "MigrationError",
     "ModelStatus",
     "ModelVersion",
@@ -145,6 +148,7 @@ __all__ = [
     "is_current",
     "label_digits",
     "labelled_digits",
+    "labelled_pictures",
     "last_succeeded_run_start",
     "list_model_versions",
     "list_training_runs",

@@ -41,6 +41,7 @@ from db.records import (
     DigitRecord,
     ForgetResult,
     LabelledDigit,
+    LabelledPicture,
     UserStats,
     as_int,
     as_int32,
@@ -494,6 +495,9 @@ def readings_for_review(
 # --- training data -------------------------------------------------------------------
 
 
+_ANSWERED = (ReadingStatus.CONFIRMED, ReadingStatus.CORRECTED, ReadingStatus.REVIEW)
+
+
 def _eligible(statement: Any) -> Any:
     return statement.where(User.training_allowed.is_(True), User.blocked.is_(False))
 
@@ -514,9 +518,13 @@ def assign_splits(session: Session, holdout_fraction: float) -> int:
         .where(Reading.user_id == User.id, Digit.label.is_not(None))
         .exists()
     )
+    # A picture answered with nothing found in it has no digit, but its text teaches.
+    has_answers = (
+        select(Reading.id).where(Reading.user_id == User.id, Reading.status.in_(_ANSWERED)).exists()
+    )
     pending = list(
         session.scalars(
-            _eligible(select(User).where(User.split.is_(None), has_labels))
+            _eligible(select(User).where(User.split.is_(None), has_labels | has_answers))
             .order_by(User.id)
             .with_for_update()
         )
@@ -592,6 +600,53 @@ def labelled_digits(
     if limit is not None:
         statement = statement.limit(as_int(limit, "limit"))
     return [LabelledDigit(*row) for row in session.execute(statement)]
+
+
+def labelled_pictures(
+    session: Session,
+    *,
+    split: Split | str | None = None,
+    holdout_fraction: float,
+    since: datetime | None = None,
+) -> list[LabelledPicture]:
+    """Stored pictures whose sender confirmed or typed the right text, oldest answer first.
+
+    The text is the whole picture's label (a confirmed reading's text, else the
+    correction), so a picture teaches even where its digit count was wrong or nothing was
+    found in it. Same eligibility and per-user split as ``labelled_digits``.
+    """
+    wanted = None
+    if split is not None:
+        try:
+            wanted = Split(split)
+        except ValueError:
+            raise InvalidInput(f"split must be 'train', 'holdout' or None, got {split!r}") from None
+    assign_splits(session, holdout_fraction)
+    truth = case(
+        (Reading.status == ReadingStatus.CONFIRMED, Reading.text), else_=Reading.corrected_text
+    )
+    statement = _eligible(
+        select(
+            Reading.id,
+            Reading.user_id,
+            User.split,
+            Reading.image_sha256,
+            truth,
+            Reading.answered_at,
+        )
+        .join(User, Reading.user_id == User.id)
+        .where(
+            Reading.status.in_(_ANSWERED),
+            Reading.image_sha256.is_not(None),
+            Reading.answered_at.is_not(None),
+            User.split.is_not(None),
+        )
+    ).order_by(Reading.answered_at, Reading.id)
+    if wanted is not None:
+        statement = statement.where(User.split == wanted)
+    if since is not None:
+        statement = statement.where(Reading.answered_at >= _now(since))
+    return [LabelledPicture(*row) for row in session.execute(statement) if row[4]]
 
 
 # --- statistics and deletion -----------------------------------------------------------

@@ -169,6 +169,19 @@ class LabelledDigit:
 
 
 @dataclass(frozen=True)
+class LabelledPicture:
+    """A stored picture whose right text its sender gave (confirmed or typed): the
+    learning loop's label for the whole picture, segmentation included."""
+
+    reading_id: int
+    user_id: int  # internal id, never the Telegram id
+    split: Split
+    image_sha256: str
+    text: str  # normalised: digit groups split by one space, lines by a new line
+    answered_at: datetime
+
+
+@dataclass(frozen=True)
 class CorrectionResult:
     reading: Reading
     text: str  # the correction as stored (normalised)

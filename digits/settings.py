@@ -141,6 +141,14 @@ class Settings(BaseSettings):
     retrain_epoch_size: int = _setting(
         0, "DIGITS_RETRAIN_EPOCH_SIZE", "samples per fine-tuning epoch (0: sized to user data)"
     )
+    retrain_line_steps: int = _setting(
+        600,
+        "DIGITS_RETRAIN_LINE_STEPS",
+        "steps fine-tuning the line model on users' pictures (0: the segmentation stays fixed)",
+    )
+    retrain_line_lr: float = _setting(
+        5e-4, "DIGITS_RETRAIN_LINE_LR", "the line model's fine-tuning learning rate"
+    )
     retrain_holdout_fraction: float = _setting(
         0.2,
         "DIGITS_RETRAIN_HOLDOUT_FRACTION",

@@ -60,10 +60,10 @@ def shipped_segmenter(threads: int = 1) -> Any:
 
 @functools.cache
 def shipped_lines(threads: int = 1) -> Any:
-    """The line model that decides which shapes are digits (vision.LineReader).
+    """The shipped line model that decides which shapes are digits (vision.LineReader).
 
-    Like the segmenter, it stays fixed while the classifier is retrained: one copy per
-    process serves every reader.
+    One copy per process serves every reader whose classifier carries no line model of
+    its own (the learning loop stores the one it fine-tuned in the classifier's checkpoint).
     """
     from vision.line_reader import LineReader
 
@@ -71,15 +71,16 @@ def shipped_lines(threads: int = 1) -> Any:
 
 
 def load_reader(path: Path | None, threads: int = 1) -> Any:
-    """A reader of the checkpoint at `path` (None: shipped) with the shared segmenter
-    and line model."""
+    """A reader of the checkpoint at `path` (None: shipped) with the shared segmenter, and
+    the line model the checkpoint carries or else the shared shipped one."""
     from vision.classifier import DigitClassifier
+    from vision.line_reader import LineReader
     from vision.reader import DigitReader
 
     classifier = DigitClassifier.load(path, threads=threads)
-    return DigitReader.load(
-        model=classifier, segmenter=shipped_segmenter(threads), lines=shipped_lines(threads)
-    )
+    own = classifier.info.get("line_model") and classifier.path is not None
+    lines = LineReader.load(classifier.path, threads=threads) if own else shipped_lines(threads)
+    return DigitReader.load(model=classifier, segmenter=shipped_segmenter(threads), lines=lines)
 
 
 def _reader_sha(reader: Any) -> str:

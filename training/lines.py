@@ -22,10 +22,10 @@ from torch import nn
 from tqdm import tqdm
 
 from training.data.lines import LineSet
-from vision.checkpoint import save_checkpoint
+from vision.checkpoint import load_checkpoint, save_checkpoint
 from vision.classifier import pick_device
 from vision.line_model import BLANK, LineConfig, LineNet, line_batch
-from vision.line_reader import LineReader
+from vision.line_reader import LINES_KEY, LineReader, line_body
 
 log = logging.getLogger(__name__)
 
@@ -140,20 +140,33 @@ def train_lines(
     return LineTrainResult(model.cpu(), config, exact, seconds, history)
 
 
+def line_payload(result: LineTrainResult, **extra: Any) -> dict[str, Any]:
+    """The body of a line checkpoint (or of the line model a classifier carries)."""
+    return {
+        "kind": "line",
+        "state_dict": result.model.state_dict(),
+        "model_config": result.config.model.to_dict(),
+        "train_config": result.config.to_dict(),
+        "preprocessing": LINE_PREPROCESSING,
+        "test_exact": result.exact,
+        "seconds": result.seconds,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        **extra,
+    }
+
+
 def save_lines(path: Path, result: LineTrainResult, **extra: Any) -> str:
     """Write the line checkpoint (tensors and plain values only, atomically); its sha256."""
-    return save_checkpoint(
-        path,
-        {
-            "kind": "line",
-            "state_dict": result.model.state_dict(),
-            "model_config": result.config.model.to_dict(),
-            "train_config": result.config.to_dict(),
-            "preprocessing": LINE_PREPROCESSING,
-            "test_exact": result.exact,
-            "seconds": result.seconds,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            **extra,
-        },
-    )
+    return save_checkpoint(path, line_payload(result, **extra))
+
+
+def carry_lines(classifier: Path, lines: Path, out: Path) -> str:
+    """Write `classifier`'s checkpoint to `out` carrying the line model of `lines` (a
+    version that reads with its own line model); returns its sha256."""
+    body = load_checkpoint(classifier)
+    inner = line_body(load_checkpoint(lines), lines)
+    body[LINES_KEY] = inner
+    own, theirs = body.get("version") or classifier.stem, inner.get("version") or lines.stem
+    body["version"] = f"{own}+{theirs}"
+    return save_checkpoint(out, body)

@@ -20,13 +20,21 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
+from tqdm import tqdm
 
 import db
 from db import ModelStatus, RunStatus
 from training.data.augment import AugmentConfig
+from training.data.lines import FieldKinds, LineSet, draw_lines
+from training.lines import LineTrainConfig, LineTrainResult, line_payload, train_lines
+from training.user_lines import picture_bands, text_lines
 from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
+from vision.decode import ImageError
+from vision.line_model import LineConfig
+from vision.line_reader import LINE_MODEL_PATH, LINES_KEY, LineReader, line_body
 from vision.model import ModelConfig
+from vision.reader import DigitReader
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,10 @@ FINE_TUNE_AUGMENT = AugmentConfig(
     p_noise=0.1,
     p_euro=0.2,
 )
+
+
+# Drawn replay bands for one line fine-tuning run, at most (drawing is ~2 ms a band).
+MAX_LINE_REPLAY = 20_000
 
 
 class RetrainError(RuntimeError):
@@ -70,6 +82,8 @@ class RetrainConfig:
     max_p_value: float  # one-sided exact sign test on the digits the two disagree on
     holdout_fraction: float
     epoch_size: int  # 0: enough that each user digit is drawn about once per epoch
+    line_steps: int  # fine-tuning steps of the line model on users' pictures (0: none)
+    line_lr: float
     # How this run trains.
     batch_size: int = 128
     augment: bool = True
@@ -90,6 +104,10 @@ class RetrainConfig:
             raise RetrainError(f"holdout fraction must be in [0, 1), got {self.holdout_fraction}")
         if self.min_new_labels < 0 or self.epoch_size < 0 or self.batch_size < 1:
             raise RetrainError("min_new_labels and epoch_size must be >= 0, batch_size >= 1")
+        if self.line_steps < 0:
+            raise RetrainError(f"line steps must be >= 0, got {self.line_steps}")
+        if not (math.isfinite(self.line_lr) and self.line_lr > 0):
+            raise RetrainError(f"the line model's learning rate must be > 0, got {self.line_lr}")
         if not 0.0 < self.max_p_value <= 1.0:
             raise RetrainError(f"the gate's p-value must be in (0, 1], got {self.max_p_value}")
 
@@ -114,6 +132,10 @@ class Scores:
     user_holdout_samples: int
     # Per holdout digit: read right? (for the paired test; not part of the summary)
     holdout_right: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The holdout users' answered pictures, read whole: segmentation included.
+    pictures_exact: float | None = None
+    pictures: int = 0
+    pictures_right: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +144,10 @@ class Scores:
             if self.user_holdout_accuracy is None
             else round(self.user_holdout_accuracy, 6),
             "user_holdout_samples": self.user_holdout_samples,
+            "pictures_exact": None
+            if self.pictures_exact is None
+            else round(self.pictures_exact, 6),
+            "pictures": self.pictures,
         }
 
 
@@ -145,9 +171,14 @@ class RetrainOutcome:
     holdout_gained: int = 0  # holdout digits the candidate gets right, the active did not
     holdout_lost: int = 0  # ... and the reverse
     p_value: float | None = None  # the gate's sign test on those
+    pictures_gained: int = 0  # holdout pictures the candidate reads exactly, the active not
+    pictures_lost: int = 0
     recovery: dict[str, int] = field(default_factory=dict)
+    line_data: dict[str, int] = field(default_factory=dict)  # users' pictures cut into bands
+    line_model: str | None = None  # the line model the candidate reads with
     seconds: float = 0.0
     train_seconds: float = 0.0
+    line_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         raw = {
@@ -156,6 +187,7 @@ class RetrainOutcome:
             if k not in {"active", "candidate"}
         }
         raw["recovery"] = dict(self.recovery)
+        raw["line_data"] = dict(self.line_data)
         if self.baseline_mnist is not None:
             raw["baseline_mnist"] = round(self.baseline_mnist, 6)
         if self.p_value is not None:
@@ -164,6 +196,7 @@ class RetrainOutcome:
         raw["candidate"] = self.candidate.to_dict() if self.candidate else None
         raw["seconds"] = round(self.seconds, 1)
         raw["train_seconds"] = round(self.train_seconds, 1)
+        raw["line_seconds"] = round(self.line_seconds, 1)
         return raw
 
 
@@ -184,6 +217,14 @@ def sign_test_p(gained: int, lost: int) -> float:
     if n == 0:
         return 1.0
     return sum(math.comb(n, k) for k in range(gained, n + 1)) / 2**n
+
+
+def picture_changes(active: Scores, candidate: Scores) -> tuple[int, int]:
+    """(holdout pictures the candidate reads exactly that the active did not, the reverse)."""
+    if candidate.pictures_right is None or active.pictures_right is None:
+        return 0, 0
+    gained = int((candidate.pictures_right & ~active.pictures_right).sum())
+    return gained, int((active.pictures_right & ~candidate.pictures_right).sum())
 
 
 def holdout_changes(active: Scores, candidate: Scores) -> tuple[int, int]:
@@ -213,10 +254,13 @@ def decide(
 
     * MNIST test is at most `max_mnist_drop` points below the model it replaces AND below
       the shipped baseline (`baseline_mnist`), so no chain of small drops adds up;
-    * on the users' holdout it reads at least `min_gain_digits` more digits right, net
-      of the ones it now gets wrong, the paired sign test on the digits where the two
-      disagree gives p <= `max_p_value`, and the accuracy gain is >= `min_user_gain`
-      points. "Not worse" is not enough: retraining on the same data must not drift.
+    * on the users' holdout it gains: on their digits (each crop read alone) or on their
+      pictures (each read whole, exactly, segmentation included) it reads at least
+      `min_gain_digits` more right, net of the ones it now gets wrong, the paired sign
+      test on those the two disagree on gives p <= `max_p_value`, and the accuracy gain
+      is >= `min_user_gain` points. "Not worse" is not enough: retraining on the same
+      data must not drift;
+    * and on neither does it get more wrong than it newly gets right.
 
     Without a user holdout no gain can be measured, and nothing is promoted.
     """
@@ -227,24 +271,46 @@ def decide(
         base_delta = 100.0 * (candidate.mnist_test_accuracy - baseline_mnist)
         parts.append(f"{base_delta:+.2f} pt against the shipped baseline")
         ok = ok and base_delta >= -gate.max_mnist_drop - 1e-9
-    if candidate.user_holdout_accuracy is None or active.user_holdout_accuracy is None:
+    measures = []
+    if candidate.user_holdout_accuracy is not None and active.user_holdout_accuracy is not None:
+        measures.append(
+            (
+                "user holdout",
+                "digits",
+                candidate.user_holdout_accuracy - active.user_holdout_accuracy,
+                candidate.user_holdout_samples,
+                *holdout_changes(active, candidate),
+            )
+        )
+    if candidate.pictures_exact is not None and active.pictures_exact is not None:
+        measures.append(
+            (
+                "holdout pictures read exactly",
+                "pictures",
+                candidate.pictures_exact - active.pictures_exact,
+                candidate.pictures,
+                *picture_changes(active, candidate),
+            )
+        )
+    if not measures:
         parts.append("no user holdout yet, so no gain can be measured")
         return False, "rejected: " + "; ".join(parts)
-    user_delta = 100.0 * (candidate.user_holdout_accuracy - active.user_holdout_accuracy)
-    gained, lost = holdout_changes(active, candidate)
-    p = sign_test_p(gained, lost)
-    parts.append(
-        f"user holdout {user_delta:+.2f} pt on {candidate.user_holdout_samples} digits "
-        f"(needs >= {gate.min_user_gain:+.2f}): {gained} digits gained, {lost} lost "
-        f"(needs a net {gate.min_gain_digits:+d}), sign test p={p:.3f} "
-        f"(needs <= {gate.max_p_value:g})"
-    )
-    ok = (
-        ok
-        and user_delta >= gate.min_user_gain - 1e-9
-        and gained - lost >= gate.min_gain_digits
-        and p <= gate.max_p_value + 1e-12
-    )
+    gains, losses = [], []
+    for name, unit, delta, count, gained, lost in measures:
+        p = sign_test_p(gained, lost)
+        parts.append(
+            f"{name} {100.0 * delta:+.2f} pt on {count} {unit} "
+            f"(needs >= {gate.min_user_gain:+.2f}): {gained} {unit} gained, {lost} lost "
+            f"(needs a net {gate.min_gain_digits:+d}), sign test p={p:.3f} "
+            f"(needs <= {gate.max_p_value:g})"
+        )
+        gains.append(
+            100.0 * delta >= gate.min_user_gain - 1e-9
+            and gained - lost >= gate.min_gain_digits
+            and p <= gate.max_p_value + 1e-12
+        )
+        losses.append(lost > gained)
+    ok = ok and any(gains) and not any(losses)
     return ok, ("promoted: " if ok else "rejected: ") + "; ".join(parts)
 
 
@@ -309,6 +375,84 @@ def crops_of(digits: list[db.LabelledDigit]) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
     images = np.frombuffer(b"".join(d.crop for d in digits), np.uint8).reshape(-1, 28, 28)
     return images.copy(), np.array([d.label for d in digits], np.int64)
+
+
+def active_lines_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The line model a version reads with: the one its checkpoint carries, else shipped."""
+    if isinstance(body.get(LINES_KEY), dict):
+        return body[LINES_KEY]
+    return line_body(load_checkpoint(LINE_MODEL_PATH), LINE_MODEL_PATH)
+
+
+def fine_tune_lines(
+    config: RetrainConfig,
+    lines_body: dict[str, Any],
+    user_lines: LineSet,
+    mnist_train: tuple[np.ndarray, np.ndarray],
+    *,
+    progress: bool,
+) -> LineTrainResult:
+    """The line model fine-tuned on users' bands, with fresh drawn bands as replay.
+
+    The replay is drawn like the line model's own training data (its checkpoint's
+    `data`), so nothing it never saw is taught by the replay; users' bands make
+    `user_fraction` of every batch.
+    """
+    f = config.user_fraction
+    batch = LineTrainConfig().batch_size
+    replay_n = min(MAX_LINE_REPLAY, round(config.line_steps * batch * (1.0 - f)))
+    seen = lines_body.get("data") or {}
+    kinds = FieldKinds(
+        tuple(seen["backgrounds"]) if seen.get("backgrounds") else None,
+        separators=bool(seen.get("separators", True)),
+        european=float(seen.get("european", FieldKinds().european)),
+    )
+    replay = draw_lines(
+        mnist_train,
+        replay_n,
+        seed=config.seed + 1000,
+        photo_share=float(seen.get("photo_share", 1 / 3)),
+        kinds=kinds,
+    )
+    repeat = max(1, round(replay_n * f / max(1e-9, 1.0 - f) / len(user_lines)))
+    train = LineSet(user_lines.bands * repeat, user_lines.texts * repeat) + replay
+    line_config = LineTrainConfig(
+        steps=config.line_steps,
+        batch_size=batch,
+        lr=config.line_lr,
+        warmup_steps=max(1, config.line_steps // 10),
+        seed=config.seed,
+        threads=config.threads,
+        device=config.device,
+        model=LineConfig.from_dict(lines_body["model_config"]),
+    )
+    return train_lines(
+        line_config, train, LineSet([], []), init=lines_body["state_dict"], progress=progress
+    )
+
+
+def pictures_read_exactly(
+    readers: list[DigitReader],
+    pictures: list[db.LabelledPicture],
+    images: db.ImageStore,
+    *,
+    progress: bool = False,
+) -> list[np.ndarray]:
+    """Per reader, per picture that can still be read: does the reader read its text?
+
+    Spaces between numbers do not count (users type them as they like); lines and digits do.
+    """
+    rows: list[list[bool]] = [[] for _ in readers]
+    for picture in tqdm(pictures, desc="holdout pictures", unit="picture", disable=not progress):
+        try:
+            data = images.read(picture.image_sha256)
+            texts = [text_lines(reader.read(data).text) for reader in readers]
+        except (db.ImageNotFound, db.ImageCorrupt, ImageError):
+            continue
+        truth = text_lines(picture.text)
+        for row, text in zip(rows, texts, strict=True):
+            row.append(text == truth)
+    return [np.array(row, bool) for row in rows]
 
 
 # --- the registry side ---------------------------------------------------------------
@@ -485,13 +629,15 @@ def _run(
     stage(f"loading the active model {active.version}")
     body = load_checkpoint(active.path)
     active_clf = DigitClassifier.load(active.path, device=config.device)
+    lines_body = active_lines_body(body)
+    active_lines = LineReader.from_body(lines_body, device=config.device)
+    active_reader = DigitReader.load(active_clf, lines=active_lines)
 
     if config.recover_labels and images is not None and images.enabled:
         from training.label_recovery import recover_labels
-        from vision.reader import DigitReader
 
         stage("label recovery")
-        report = recover_labels(factory, DigitReader.load(active_clf), images, progress=progress)
+        report = recover_labels(factory, active_reader, images, progress=progress)
         outcome.recovery = report.to_dict()
 
     with db.session_scope(factory) as session:
@@ -504,6 +650,14 @@ def _run(
         holdout_digits = db.labelled_digits(
             session, split="holdout", holdout_fraction=config.holdout_fraction
         )
+        pictures = {
+            split: db.labelled_pictures(
+                session, split=split, holdout_fraction=config.holdout_fraction
+            )
+            for split in ("train", "holdout")
+        }
+    if images is None or not images.enabled:
+        pictures = {"train": [], "holdout": []}
     del new
     outcome.user_train_samples = len(train_digits)
     outcome.user_holdout_samples = len(holdout_digits)
@@ -574,10 +728,41 @@ def _run(
     )
     outcome.train_seconds = result.seconds
 
+    lines_result = None
+    if config.line_steps and pictures["train"]:
+        assert images is not None
+        stage(f"cutting {len(pictures['train'])} users' pictures into lines")
+        user_lines, cut = picture_bands(pictures["train"], active_reader, images, progress=progress)
+        outcome.line_data = cut.to_dict()
+        if len(user_lines):
+            stage(
+                f"fine-tuning the line model {active_lines.version}: {config.line_steps} steps, "
+                f"{f:.0%} from {len(user_lines)} bands of users' pictures"
+            )
+            lines_result = fine_tune_lines(
+                config, lines_body, user_lines, mnist_train, progress=progress
+            )
+            outcome.line_seconds = lines_result.seconds
+    candidate_lines = (
+        LineReader.from_model(lines_result.model, device=config.device)
+        if lines_result
+        else active_lines
+    )
+
     stage("evaluating the candidate and the active model")
     candidate_clf = DigitClassifier.from_model(result.model, device=config.device)
+    candidate_reader = DigitReader.load(candidate_clf, lines=candidate_lines)
     outcome.active = score(active_clf, mnist_test, hold)
     outcome.candidate = score(candidate_clf, mnist_test, hold)
+    if pictures["holdout"]:
+        assert images is not None
+        both = pictures_read_exactly(
+            [active_reader, candidate_reader], pictures["holdout"], images, progress=progress
+        )
+        for scores, right in zip((outcome.active, outcome.candidate), both, strict=True):
+            scores.pictures_right = right
+            scores.pictures = len(right)
+            scores.pictures_exact = float(right.mean()) if len(right) else None
     base_name, base_mnist = baseline_mnist(
         factory, active, outcome.active.mnist_test_accuracy, mnist_test, config.device
     )
@@ -593,6 +778,9 @@ def _run(
     gained, lost = holdout_changes(outcome.active, outcome.candidate)
     outcome.holdout_gained, outcome.holdout_lost = gained, lost
     outcome.p_value = sign_test_p(gained, lost)
+    outcome.pictures_gained, outcome.pictures_lost = picture_changes(
+        outcome.active, outcome.candidate
+    )
 
     version = f"ft-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-r{run_id}"
     path = (Path(models_dir) / f"{version}.pt").resolve()
@@ -607,6 +795,8 @@ def _run(
         "holdout_gained": gained,
         "holdout_lost": lost,
         "p_value": round(outcome.p_value, 6),
+        "pictures_gained": outcome.pictures_gained,
+        "pictures_lost": outcome.pictures_lost,
         "decision": "promoted" if promote else "rejected",
         "reason": reason,
     }
@@ -618,10 +808,30 @@ def _run(
         "epoch_size": epoch_size,
         "user_fraction": f,
         "run_id": run_id,
+        "user_pictures": len(pictures["train"]),
+        "holdout_pictures": len(pictures["holdout"]),
+        "line_data": outcome.line_data,
     }
+    carried = None  # the line model the candidate reads with, carried in its checkpoint
+    if lines_result is not None:
+        carried = line_payload(
+            lines_result,
+            version=f"{version}-lines",
+            parent=lines_body.get("version"),
+            data={**lines_body.get("data", {}), "user_bands": outcome.line_data.get("bands", 0)},
+        )
+    elif LINES_KEY in body:
+        carried = body[LINES_KEY]
+    outcome.line_model = str((carried or lines_body).get("version") or "shipped")
     stage(f"writing {path}")
     sha = save_result(
-        path, result, version=version, metrics=metrics, data=data, parent=active.version
+        path,
+        result,
+        version=version,
+        metrics=metrics,
+        data=data,
+        parent=active.version,
+        lines=carried,
     )
     with db.session_scope(factory) as session:
         db.register_model_version(

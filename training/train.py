@@ -261,11 +261,15 @@ def checkpoint_payload(
     metrics: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     parent: str | None = None,
+    lines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The plain-values body of a checkpoint for a finished run."""
-    extra = {}
+    """The plain-values body of a checkpoint for a finished run; `lines`: the body of
+    the line model this classifier reads with (`vision.line_reader.LINES_KEY`)."""
+    extra: dict[str, Any] = {}
     if result.config.model.classes > DIGIT_CLASSES:
         extra["multi_weight"] = result.config.multi_weight
+    if lines is not None:
+        extra["lines"] = lines
     return {
         **extra,
         "version": version,

@@ -173,12 +173,15 @@ class DigitClassifier:
             net.load_state_dict(body["state_dict"])
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: weights do not fit the architecture: {exc}") from exc
+        info = {k: v for k, v in body.items() if k not in ("state_dict", "lines")}
+        if isinstance(body.get("lines"), dict):  # the line model it was promoted with
+            info["line_model"] = str(body["lines"].get("version") or "carried")
         return cls.from_model(
             net,
             device=device,
             path=path,
             sha256=file_sha256(path),
-            info={k: v for k, v in body.items() if k != "state_dict"},
+            info=info,
             multi_weight=float(body.get("multi_weight", 1.0)),
             threads=threads,
         )

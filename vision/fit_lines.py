@@ -84,8 +84,7 @@ def fit_lines(
     if not seg.lines or seg.lean:
         return seg
     seg = Segmentation(_join_overlapping(seg.lines), seg.scale, seg.ink, seg.mask, seg.lean)
-    flat = [[c for number in line for c in number] for line in seg.lines]
-    bands = [band_of(line, seg.scale, image.shape) for line in flat]
+    bands = _bands(seg, image.shape)
     reads = reader.read([image[y0:y1, x0:x1] for x0, y0, x1, y1 in bands])
     lines = []
     for line, band, read in zip(seg.lines, bands, reads, strict=True):
@@ -93,6 +92,20 @@ def fit_lines(
         if fitted:
             lines.append(fitted)
     return Segmentation(lines, seg.scale, seg.ink, seg.mask, seg.lean)
+
+
+def line_bands(seg: Segmentation, image: np.ndarray) -> list[np.ndarray]:
+    """The bands of `image` the line model reads, one per line, as `fit_lines` cuts them
+    (none for a page photographed askew). The learning loop trains on them."""
+    if not seg.lines or seg.lean:
+        return []
+    seg = Segmentation(_join_overlapping(seg.lines), seg.scale, seg.ink, seg.mask, seg.lean)
+    return [image[y0:y1, x0:x1] for x0, y0, x1, y1 in _bands(seg, image.shape)]
+
+
+def _bands(seg: Segmentation, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    flat = [[c for number in line for c in number] for line in seg.lines]
+    return [band_of(line, seg.scale, shape) for line in flat]
 
 
 def _fit_line(

@@ -29,6 +29,20 @@ from vision.line_model import (
 )
 
 LINE_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lines.pt"
+# A classifier fine-tuned by the learning loop carries the line model it was promoted with
+# under this key (a line checkpoint's body): one file, one sha256, one version to activate.
+LINES_KEY = "lines"
+
+
+def line_body(body: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """The line model in a checkpoint: a line checkpoint's own body, or the one a
+    classifier checkpoint carries (`LINES_KEY`)."""
+    if body.get("kind") == "line":
+        return body
+    inner = body.get(LINES_KEY)
+    if isinstance(inner, dict) and inner.get("kind") == "line":
+        return inner
+    raise CheckpointError(f"{path} is not a line model and carries none")
 
 
 @dataclass
@@ -73,19 +87,34 @@ class LineReader:
         device: str | torch.device | None = None,
         threads: int = DEFAULT_THREADS,
     ) -> LineReader:
-        """Load a line checkpoint (the shipped one when `path` is None)."""
+        """Load a line checkpoint, or the line model a classifier checkpoint carries (the
+        shipped one when `path` is None)."""
         path = Path(path) if path is not None else LINE_MODEL_PATH
-        body = load_checkpoint(path)
-        if body.get("kind") != "line":
-            raise CheckpointError(f"{path} is not a line model")
+        body = line_body(load_checkpoint(path), path)
+        return cls.from_body(
+            body, device=device, path=path, sha256=file_sha256(path), threads=threads
+        )
+
+    @classmethod
+    def from_body(
+        cls,
+        body: dict[str, Any],
+        *,
+        device: str | torch.device | None = None,
+        path: Path | None = None,
+        sha256: str = "",
+        threads: int = DEFAULT_THREADS,
+    ) -> LineReader:
+        """A line model from a loaded checkpoint body (`line_body`)."""
         try:
             net = LineNet(LineConfig.from_dict(body["model_config"]))
             net.load_state_dict(body["state_dict"])
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: weights do not fit the line model: {exc}") from exc
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            where = path or "the checkpoint"
+            raise CheckpointError(f"{where}: weights do not fit the line model: {exc}") from exc
         info = {k: v for k, v in body.items() if k != "state_dict"}
         return cls.from_model(
-            net, device=device, path=path, sha256=file_sha256(path), info=info, threads=threads
+            net, device=device, path=path, sha256=sha256, info=info, threads=threads
         )
 
     @classmethod

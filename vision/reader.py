@@ -26,7 +26,7 @@ import numpy as np
 
 from vision.classifier import DEFAULT_THREADS, SEGMENTER_MODEL_PATH, DigitClassifier
 from vision.decode import MAX_BYTES, MAX_PAGES, MAX_PIXELS, decode_for_reading, iter_pages
-from vision.fit_lines import fit_lines
+from vision.fit_lines import fit_lines, line_bands
 from vision.line_reader import LINE_MODEL_PATH, LineReader
 from vision.segment import (
     MAX_SIDE,
@@ -134,8 +134,9 @@ class DigitReader:
     ) -> DigitReader:
         """The shipped models by default; a checkpoint path or a loaded classifier otherwise.
 
-        `segmenter=None` lets the classifier score the shapes while cutting as well;
-        `lines=None` reads without the line model.
+        `segmenter=None` lets the classifier score the shapes while cutting as well.
+        `lines`: by default the line model the classifier's checkpoint carries (one the
+        learning loop fine-tuned with it), else the shipped one; None reads without one.
         `threads`: PyTorch intra-op threads per classifier call on a photo's crops (one by
         default: steady latency beside busy neighbours; 0: the caller's setting). It
         applies to the models loaded here; a loaded classifier keeps its own.
@@ -145,6 +146,8 @@ class DigitReader:
             if isinstance(model, DigitClassifier)
             else DigitClassifier.load(model, device=device, threads=threads)
         )
+        if lines is LINE_MODEL_PATH and clf.path is not None and clf.info.get("line_model"):
+            lines = clf.path
         seg = (
             segmenter
             if segmenter is None or isinstance(segmenter, DigitClassifier)
@@ -207,6 +210,21 @@ class DigitReader:
             if not (math.isfinite(scale) and scale > 0):
                 raise ValueError(f"scale must be a positive number, got {scale!r}")
         return self._read_array(array, scale, clf, start, expected_digits, page=0)
+
+    def line_bands(self, image: np.ndarray | bytes) -> list[np.ndarray]:
+        """The bands of `image` the line model would read, one per line, top to bottom
+        (none where no writing is found or the page is askew): the learning loop pairs
+        them with a user's corrected lines to fine-tune the line model."""
+        if isinstance(image, bytes | bytearray | memoryview):
+            array, _ = decode_for_reading(
+                bytes(image),
+                max_side=MAX_SIDE,
+                max_pixels=self.max_pixels,
+                max_bytes=self.max_bytes,
+            )
+        else:
+            array = _check_array(image)
+        return line_bands(segment(array, (self.segmenter or self.classifier).classify), array)
 
     def read_pages(self, data: bytes | str | Path, *, max_pages: int = MAX_PAGES) -> list[Reading]:
         """One reading per page of a PDF or multi-page TIFF (or the single page of an image)."""

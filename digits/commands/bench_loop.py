@@ -23,6 +23,7 @@ import db
 from benchmarks.loop import (
     CONTROL_FIELDS,
     HELD_OUT_FIELDS,
+    HELD_OUT_LINES,
     SimStats,
     draw_fields,
     exact_accuracy,
@@ -83,6 +84,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", type=Path, help="starting model (default: the shipped one)")
+    parser.add_argument(
+        "--lines",
+        type=Path,
+        help="the line model the starting model reads with (default: usps, the shipped one; "
+        "fields, one trained with the held-out condition left out)",
+    )
+    parser.add_argument(
+        "--line-steps", type=int, help="line fine-tuning steps (DIGITS_RETRAIN_LINE_STEPS)"
+    )
     parser.add_argument("--mnist-dir")
     parser.add_argument("--devsets-dir")
     parser.add_argument("--keep", type=Path, help="use this data dir and keep it (default: temp)")
@@ -96,6 +106,7 @@ class Scenario(Protocol):
     """What differs between scenarios: what users send, what is measured, the goal."""
 
     metrics: ClassVar[dict[str, str]]  # summary key -> printed name, besides MNIST test
+    start_lines: ClassVar[Path | None]  # the start model's line model (None: shipped)
 
     def evaluate(self, clf: DigitClassifier) -> dict[str, float]: ...
 
@@ -115,6 +126,7 @@ class UspsScenario:
     photos); measured on USPS test."""
 
     metrics: ClassVar[dict[str, str]] = {"usps_test": "USPS test"}
+    start_lines: ClassVar[Path | None] = None
 
     def __init__(self, args: argparse.Namespace, devsets: Path) -> None:
         from training.data.devsets import load_usps
@@ -196,6 +208,8 @@ class FieldsScenario:
         "fields_misread": "  a digit misread",
         "control_exact": f"{CONTROL_FIELDS.name} exact",
     }
+    # The segmentation must not have seen the condition: the shipped line model did.
+    start_lines: ClassVar[Path | None] = HELD_OUT_LINES
 
     def __init__(self, args: argparse.Namespace, devsets: Path) -> None:
         from training.data.devsets import load_usps
@@ -255,15 +269,28 @@ SCENARIOS: dict[str, type[Scenario]] = {"usps": UspsScenario, "fields": FieldsSc
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    with tempfile.TemporaryDirectory(prefix="digits-bench-loop-") as tmp:
+        data_dir = args.keep or Path(tmp)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return _run(args, settings, data_dir)
+
+
+def _run(args: argparse.Namespace, settings: Settings, data_dir: Path) -> int:
     from digits.commands.retrain import config_from
     from training.data.mnist import load_mnist
+    from training.lines import carry_lines
     from training.retrain import retrain
 
     t0 = time.perf_counter()
     devsets = Path(args.devsets_dir or settings.devsets_dir or "../shared/devsets")
     mnist_train, mnist_test = load_mnist(args.mnist_dir or settings.mnist_dir)
     scenario = SCENARIOS[args.scenario](args, devsets)
-    start_model = args.model or settings.model_path
+    start_model = Path(args.model or settings.model_path)
+    start_lines = args.lines or scenario.start_lines
+    if start_lines is not None:  # the start version reads with this line model
+        start = data_dir / "models" / "start.pt"
+        carry_lines(start_model, Path(start_lines), start)
+        start_model = start
     clf = DigitClassifier.load(start_model, device=args.device)
     timings: dict[str, float] = {"load": time.perf_counter() - t0}
 
@@ -277,49 +304,48 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     t = time.perf_counter()
     before = scores(clf)
     timings["evaluate_before"] = time.perf_counter() - t
+    lines_version = DigitReader.load(clf).lines
     print(
-        f"start model {clf.version}: "
+        f"start model {clf.version} (line model "
+        f"{lines_version.version if lines_version else 'none'}): "
         + ", ".join(f"{names[k]} {100 * v:.2f} %" for k, v in before.items())
     )
 
-    with tempfile.TemporaryDirectory(prefix="digits-bench-loop-") as tmp:
-        data_dir = args.keep or Path(tmp)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{(data_dir / 'digits.sqlite3').resolve()}"
-        store = db.ImageStore(data_dir / "images")
-        with db.open_database(url) as factory:
-            sim_summary, sim_timings = scenario.simulate(factory, store, clf)
-            timings.update(sim_timings)
-            config = config_from(args, settings)
-            config.seed = args.seed
-            t = time.perf_counter()
-            outcome = retrain(
-                factory,
-                models_dir=data_dir / "models",
-                mnist_train=(mnist_train.images, mnist_train.labels),
-                mnist_test=(mnist_test.images, mnist_test.labels),
-                config=config,
-                images=store,
-                default_model_path=start_model,
-                progress=sys.stderr.isatty(),
-            )
-            timings["retrain"] = time.perf_counter() - t
-            with db.session_scope(factory) as session:
-                active = db.active_model_version(session)
-                active_path = Path(active.path) if active else None
-                cand_path = None
-                if outcome.version:
-                    cand_path = Path(db.get_model_version(session, outcome.version).path)
+    url = f"sqlite:///{(data_dir / 'digits.sqlite3').resolve()}"
+    store = db.ImageStore(data_dir / "images")
+    with db.open_database(url) as factory:
+        sim_summary, sim_timings = scenario.simulate(factory, store, clf)
+        timings.update(sim_timings)
+        config = config_from(args, settings)
+        config.seed = args.seed
         t = time.perf_counter()
-        after = scores(DigitClassifier.load(active_path, device=args.device))
-        candidate = None
-        if cand_path is not None and cand_path != active_path:  # rejected: show it anyway
-            cand = DigitClassifier.load(cand_path, device=args.device)
-            candidate = {
-                **scenario.evaluate(cand),
-                "mnist_test": outcome.candidate.mnist_test_accuracy if outcome.candidate else None,
-            }
-        timings["evaluate_after"] = time.perf_counter() - t
+        outcome = retrain(
+            factory,
+            models_dir=data_dir / "models",
+            mnist_train=(mnist_train.images, mnist_train.labels),
+            mnist_test=(mnist_test.images, mnist_test.labels),
+            config=config,
+            images=store,
+            default_model_path=start_model,
+            progress=sys.stderr.isatty(),
+        )
+        timings["retrain"] = time.perf_counter() - t
+        with db.session_scope(factory) as session:
+            active = db.active_model_version(session)
+            active_path = Path(active.path) if active else None
+            cand_path = None
+            if outcome.version:
+                cand_path = Path(db.get_model_version(session, outcome.version).path)
+    t = time.perf_counter()
+    after = scores(DigitClassifier.load(active_path, device=args.device))
+    candidate = None
+    if cand_path is not None and cand_path != active_path:  # rejected: show it anyway
+        cand = DigitClassifier.load(cand_path, device=args.device)
+        candidate = {
+            **scenario.evaluate(cand),
+            "mnist_test": outcome.candidate.mnist_test_accuracy if outcome.candidate else None,
+        }
+    timings["evaluate_after"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
     mnist_drop = 100 * (before["mnist_test"] - after["mnist_test"])
@@ -338,6 +364,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"({r['failed']} could not be re-segmented, {r['disagreed']} disagreed); "
             f"corrected readings yielding labels: {r['labelled_without_recovery']} of "
             f"{r['corrected_readings']} without recovery, {r['labelled_with_recovery']} with"
+        )
+    if outcome.line_data:
+        d = outcome.line_data
+        print(
+            f"line model fine-tuned on users' pictures: {d['used']} of {d['pictures']} cut "
+            f"into {d['bands']} bands ({d['empty_bands']} holding no digit, "
+            f"{d['whole_pictures']} whole pictures with nothing found, {d['unmatched']} "
+            f"unmatched), {outcome.line_seconds:.0f} s; candidate reads with "
+            f"{outcome.line_model}"
         )
     width = max(12, *(len(n) for n in names.values()))
     print(f"{'':<{width}} {'before':>8} {'after':>8} {'change':>8}")

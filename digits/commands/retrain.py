@@ -27,6 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--user-fraction", type=float, help="share of each epoch from users' digits"
     )
     parser.add_argument("--epoch-size", type=int, help="samples per epoch (0: auto)")
+    parser.add_argument(
+        "--line-steps", type=int, help="line-model fine-tuning steps (DIGITS_RETRAIN_LINE_STEPS)"
+    )
     parser.add_argument("--min-new-labels", type=int, help="skip below this many new labels")
     parser.add_argument("--force", action="store_true", help="run even with few new labels")
     parser.add_argument("--no-augment", action="store_true", help="fine-tune without augmentation")
@@ -54,6 +57,8 @@ def config_from(args: argparse.Namespace, settings: Settings):  # -> RetrainConf
         max_p_value=settings.promote_max_p_value,
         holdout_fraction=settings.retrain_holdout_fraction,
         epoch_size=pick(getattr(args, "epoch_size", None), settings.retrain_epoch_size),
+        line_steps=pick(getattr(args, "line_steps", None), settings.retrain_line_steps),
+        line_lr=settings.retrain_line_lr,
         augment=not getattr(args, "no_augment", False),
         device=getattr(args, "device", None),
         threads=getattr(args, "threads", None),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from digits.settings import Settings
 from training.data.fields import BACKGROUNDS
-from training.data.lines import LineSet, draw_lines
+from training.data.lines import FieldKinds, LineSet, draw_lines
 from training.data.mnist import load_mnist
 from training.lines import LineTrainConfig, save_lines, train_lines
 from vision.checkpoint import load_checkpoint
@@ -28,6 +28,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         choices=BACKGROUNDS,
         help="draw form fields of these kinds only (default: all)",
+    )
+    parser.add_argument(
+        "--no-separators", action="store_true", help="no separators between digit groups"
+    )
+    parser.add_argument(
+        "--european",
+        type=float,
+        default=FieldKinds().european,
+        help="share of the fields' 1s and 7s drawn European",
     )
     parser.add_argument("--test-lines", type=int, default=1000, help="bands to report on")
     parser.add_argument("--data", type=Path, help="cache of the drawn bands (.npz): reused")
@@ -51,6 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit("--lines, --test-lines and --steps must be at least 1")
     train_split, test_split = load_mnist(args.mnist_dir or settings.mnist_dir)
     backgrounds = tuple(args.backgrounds) if args.backgrounds else None
+    kinds = FieldKinds(backgrounds, separators=not args.no_separators, european=args.european)
     if args.data and args.data.is_file():
         train = LineSet.load(str(args.data))
     else:
@@ -59,7 +69,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             args.lines,
             args.seed,
             photo_share=args.photo_share,
-            backgrounds=backgrounds,
+            kinds=kinds,
             workers=args.workers,
         )
         if args.data:
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.test_lines,
         args.seed + 99,
         photo_share=args.photo_share,
-        backgrounds=backgrounds,
+        kinds=kinds,
     )
     model = LineConfig(channels=tuple(args.channels), hidden=args.hidden)
     init = None
@@ -95,6 +105,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "lines": len(train),
             "photo_share": args.photo_share,
             "backgrounds": list(backgrounds or BACKGROUNDS),
+            "separators": kinds.separators,
+            "european": kinds.european,
             "digits": "MNIST train",
         },
         parent=str(args.init) if args.init else None,

@@ -16,6 +16,7 @@ import pytest
 from loop_fixtures import populate, sqlite_url
 
 import db
+from benchmarks.loop import CONTROL_FIELDS, simulate_field_readings
 from db.models import ModelStatus, RunStatus
 from digits.cli import main
 from digits.commands.retrain import EXIT_LOCKED
@@ -33,6 +34,8 @@ from training.retrain import (
 from training.runlock import LockHeld, RunLock
 from vision.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
+from vision.line_reader import LineReader
+from vision.reader import DigitReader
 
 REPO = Path(__file__).resolve().parents[2]
 # The settings' gate, and a gate that lets any candidate through (to test what promotion
@@ -60,7 +63,7 @@ def data_dir(tmp_path: Path, usps) -> Path:
     return tmp_path / "data"
 
 
-def _run(data_dir: Path, mnist, **overrides):
+def _run(data_dir: Path, mnist, images: db.ImageStore | None = None, **overrides):
     settings = {
         "epochs": 1,
         "epoch_size": 256,
@@ -68,6 +71,8 @@ def _run(data_dir: Path, mnist, **overrides):
         "min_new_labels": 100,
         "user_fraction": 0.5,
         "holdout_fraction": 0.2,
+        "line_steps": 0,
+        "line_lr": 5e-4,
         **asdict(GATE),
     }
     config = RetrainConfig(threads=1, **(settings | overrides))
@@ -79,6 +84,7 @@ def _run(data_dir: Path, mnist, **overrides):
         mnist_train=(mnist[0].images[:2000], mnist[0].labels[:2000]),
         mnist_test=(mnist[1].images[:300], mnist[1].labels[:300]),
         config=config,
+        images=images,
         progress=False,
     )
     return outcome, factory, engine
@@ -127,6 +133,36 @@ def test_gate_bounds_mnist_against_the_shipped_baseline() -> None:
     assert not ok and "-0.11 pt against the shipped baseline" in why
 
 
+def _with_pictures(scores: Scores, right: list[bool]) -> Scores:
+    pictures = np.array(right, bool)
+    scores.pictures_right, scores.pictures = pictures, len(pictures)
+    scores.pictures_exact = float(pictures.mean())
+    return scores
+
+
+def test_gate_counts_pictures_read_whole() -> None:
+    """A candidate that cuts better gains whole pictures while every crop reads as before:
+    promoted on the pictures; one that loses pictures is held back whatever its digits."""
+    digits = [True] * 180 + [False] * 20
+    active = _with_pictures(_scores(0.9930, digits), [True] * 30 + [False] * 30)
+    cuts_better = _with_pictures(_scores(0.9930, digits), [True] * 45 + [False] * 15)
+    ok, why = decide(active, cuts_better, GATE, baseline_mnist=0.9930)
+    assert ok and "15 pictures gained, 0 lost" in why and "0 digits gained" in why
+    reads_better_cuts_worse = _with_pictures(
+        _scores(0.9930, [True] * 200), [True] * 25 + [False] * 35
+    )
+    ok, why = decide(active, reads_better_cuts_worse, GATE, baseline_mnist=0.9930)
+    assert not ok and "20 digits gained" in why and "0 pictures gained, 5 lost" in why
+    # Pictures alone are a holdout too (users whose pictures had nothing found).
+    only_pictures = Scores(0.9930, None, 0)
+    ok, _ = decide(
+        _with_pictures(Scores(0.9930, None, 0), [False] * 20),
+        _with_pictures(only_pictures, [True] * 10 + [False] * 10),
+        GATE,
+    )
+    assert ok
+
+
 def test_gate_needs_a_holdout() -> None:
     no_holdout = Scores(0.9930, None, 0)
     ok, why = decide(Scores(0.9930, None, 0), no_holdout, GATE, baseline_mnist=0.9930)
@@ -168,6 +204,52 @@ def test_promotion_accepted_then_skipped_without_new_labels(data_dir: Path, mnis
         with db.session_scope(factory) as session:
             assert db.active_model_version(session).version == outcome.version
             assert db.list_training_runs(session)[0].status == RunStatus.SKIPPED
+    finally:
+        engine.dispose()
+
+
+def test_retrain_fine_tunes_the_line_model_on_users_pictures(tmp_path: Path, usps, mnist) -> None:
+    """Users' answered pictures become line-model training bands; the candidate carries
+    its fine-tuned line model in its own checkpoint, and the gate reads the holdout users'
+    pictures whole with both versions."""
+    data_dir = tmp_path / "data"
+    url = sqlite_url(data_dir)
+    populate(url, usps.images[:300], usps.labels[:300])
+    store = db.ImageStore(data_dir / "images")
+    engine = db.make_engine(url)
+    try:
+        stats = simulate_field_readings(
+            db.make_session_factory(engine),
+            DigitReader.load(),
+            store,
+            usps.images[300:900],
+            usps.labels[300:900],
+            condition=CONTROL_FIELDS,
+            users=10,
+            fields=40,
+            progress=False,
+        )
+    finally:
+        engine.dispose()
+    assert stats.readings == 40 - stats.nothing_found
+    outcome, factory, engine = _run(
+        data_dir, mnist, images=store, line_steps=4, min_new_labels=1, **PROMOTE_ANYTHING
+    )
+    try:
+        assert outcome.status == "promoted", outcome.reason
+        cut = outcome.line_data
+        assert cut["pictures"] > 0 and cut["used"] > 0 and cut["bands"] >= cut["used"]
+        assert outcome.line_model == f"{outcome.version}-lines"
+        assert outcome.candidate.pictures > 0 and outcome.active.pictures > 0
+        assert "holdout pictures read exactly" in outcome.reason
+        with db.session_scope(factory) as session:
+            path = Path(db.active_model_version(session).path)
+        reader = DigitReader.load(path)  # reads with the line model its checkpoint carries
+        assert reader.lines is not None and reader.lines.version == outcome.line_model
+        assert "lines" not in reader.classifier.info  # no tensors kept beside the model
+        body = load_checkpoint(path)
+        assert body["lines"]["parent"] == LineReader.load().version
+        assert body["summary"]["data"]["line_data"] == cut
     finally:
         engine.dispose()
 

@@ -121,21 +121,47 @@ def photo_line(rng: np.random.Generator, pool: Pool) -> tuple[np.ndarray, str]:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), text
 
 
+@dataclass(frozen=True)
+class FieldKinds:
+    """Which form fields the bands hold (`draw_field`'s choices): all of them by default.
+
+    Narrowed, a line model can be trained with a condition held out (the learning loop's
+    benchmark holds out guilloche, separators and European styles).
+    """
+
+    backgrounds: tuple[str, ...] | None = None  # None: every background
+    separators: bool = True  # False: never a separator between groups
+    european: float = 0.4  # share of 1s and 7s drawn European
+
+
 def draw_band(
-    rng: np.random.Generator, pool: Pool, photo_share: float, backgrounds: tuple[str, ...] | None
+    rng: np.random.Generator, pool: Pool, photo_share: float, kinds: FieldKinds = FieldKinds()
 ) -> tuple[np.ndarray, str]:
     """One training band, resized for the model, and its text."""
     if rng.random() < photo_share:
         image, text = photo_line(rng, pool)
     else:
-        bg = str(rng.choice(backgrounds)) if backgrounds else None
-        field = draw_field(rng, pool, background=bg, flag_reach=LINE_FLAG_REACH)
+        bg = str(rng.choice(kinds.backgrounds)) if kinds.backgrounds else None
+        field = draw_field(
+            rng,
+            pool,
+            background=bg,
+            separators=None if kinds.separators else False,
+            european=kinds.european,
+            flag_reach=LINE_FLAG_REACH,
+        )
         image, text = recut(field.image, field.boxes, rng), field.text
+    return ctc_band(image, text), text
+
+
+def ctc_band(image: np.ndarray, text: str) -> np.ndarray:
+    """A band resized to the model's height, and widened where CTC could not place `text`
+    in it (a frame per digit and one between repeats)."""
     band = resize_line(image)
-    need = LINE_STRIDE * (2 * len(text) + 2)  # CTC needs a frame per digit and between repeats
+    need = LINE_STRIDE * (2 * len(text) + 2)
     if band.shape[1] < need:
         band = cv2.resize(band, (need, LINE_HEIGHT))
-    return band, text
+    return band
 
 
 _POOL: Pool | None = None
@@ -146,10 +172,10 @@ def _init(pool: Pool) -> None:
     _POOL = pool
 
 
-def _draw(job: tuple[int, int, float, tuple[str, ...] | None]) -> tuple[np.ndarray, str]:
-    index, seed, photo_share, backgrounds = job
+def _draw(job: tuple[int, int, float, FieldKinds]) -> tuple[np.ndarray, str]:
+    index, seed, photo_share, kinds = job
     assert _POOL is not None
-    return draw_band(np.random.default_rng([seed, index, 7]), _POOL, photo_share, backgrounds)
+    return draw_band(np.random.default_rng([seed, index, 7]), _POOL, photo_share, kinds)
 
 
 def draw_lines(
@@ -158,14 +184,12 @@ def draw_lines(
     seed: int,
     *,
     photo_share: float = 1 / 3,
-    backgrounds: tuple[str, ...] | None = None,
+    kinds: FieldKinds = FieldKinds(),
     workers: int = 1,
 ) -> LineSet:
-    """`n` seeded training bands (a share of them photo lines, the rest form fields).
-
-    `backgrounds` limits the form fields to those kinds (None: all of them).
-    """
-    jobs = [(i, seed, photo_share, backgrounds) for i in range(n)]
+    """`n` seeded training bands (a share of them photo lines, the rest form fields of
+    `kinds`)."""
+    jobs = [(i, seed, photo_share, kinds) for i in range(n)]
     if workers <= 1:
         _init(pool)
         out = [_draw(j) for j in tqdm(jobs, desc="lines", disable=n < 1000)]
