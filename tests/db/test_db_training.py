@@ -29,6 +29,7 @@ from db import (
     get_user,
     label_digits,
     labelled_digits,
+    labelled_pictures,
     list_model_versions,
     list_training_runs,
     record_reading,
@@ -91,6 +92,46 @@ def test_labelled_digits_filters(session: Session, reading_kwargs) -> None:
         5,
         6,
     ]
+
+
+def test_labelled_pictures_are_the_answered_stored_pictures(
+    session: Session, reading_kwargs
+) -> None:
+    """A picture's label is its whole text: confirmed, corrected (whatever the digit count)
+    or typed where nothing was found. Unanswered, unstored, opted-out: not used."""
+
+    def picture(telegram_id: int, text: str, sha: str, **over: object) -> int:
+        kwargs = reading_kwargs(telegram_id=telegram_id, text=text, now=T0, image_sha256=sha)
+        return record_reading(session, **(kwargs | over)).id
+
+    confirmed = picture(1, "12 3", "a" * 64)
+    confirm_reading(session, confirmed, 1, now=T0 + timedelta(hours=1))
+    corrected = picture(1, "45", "b" * 64)
+    correct_reading(session, corrected, 1, "4 5\n6", now=T0 + timedelta(hours=2))
+    nothing = picture(2, "", "c" * 64, digits=[])  # nothing found; the user typed it
+    correct_reading(session, nothing, 2, "789", now=T0 + timedelta(hours=3))
+    picture(1, "1", "d" * 64)  # never answered
+    unstored = record_reading(session, **reading_kwargs(telegram_id=1, text="2", now=T0))
+    confirm_reading(session, unstored.id, 1, now=T0)
+    opted_out = picture(3, "5", "e" * 64)
+    confirm_reading(session, opted_out, 3, now=T0)
+    set_training_consent(session, 3, False)
+    session.commit()
+
+    found = labelled_pictures(session, holdout_fraction=0.0)
+    assert [(p.reading_id, p.text) for p in found] == [
+        (confirmed, "12 3"),
+        (corrected, "4 5\n6"),
+        (nothing, "789"),
+    ]
+    assert found[2].image_sha256 == "c" * 64 and found[2].answered_at == T0 + timedelta(hours=3)
+    # The user whose only answer is a picture with nothing found has a split now.
+    assert get_user(session, 2).split is Split.TRAIN and found[2].split is Split.TRAIN
+    assert labelled_pictures(session, holdout_fraction=0.0, split="holdout") == []
+    later = labelled_pictures(session, holdout_fraction=0.0, since=T0 + timedelta(hours=2))
+    assert [p.reading_id for p in later] == [corrected, nothing]
+    with pytest.raises(InvalidInput, match="split must be"):
+        labelled_pictures(session, holdout_fraction=0.0, split="test")
 
 
 def test_aligned_labels_are_training_data(session: Session, reading_kwargs) -> None:

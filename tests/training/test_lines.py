@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from training.data.lines import LineSet, draw_lines, photo_line
-from training.lines import LineTrainConfig, save_lines, train_lines
+from serving.model_swap import load_reader, shipped_lines, shipped_segmenter
+from training.data.lines import FieldKinds, LineSet, draw_band, draw_lines, photo_line
+from training.lines import LineTrainConfig, carry_lines, save_lines, train_lines
+from vision.classifier import DEFAULT_MODEL_PATH
 from vision.line_model import LINE_HEIGHT, LINE_STRIDE, LineConfig
 from vision.line_reader import LineReader
+from vision.reader import DigitReader
 
 
 def _pool(mnist):
@@ -57,3 +60,29 @@ def test_training_runs_end_to_end_and_saves_a_plain_checkpoint(mnist, tmp_path) 
     # fine-tuning starts from the saved weights
     tuned = train_lines(config, train, test, init=body["state_dict"], progress=False)
     assert not torch.equal(tuned.model.head.weight, LineReader.load(path).model.head.weight)
+
+    # A classifier carrying this line model is one version: it reads with it.
+    version = tmp_path / "version.pt"
+    carry_lines(DEFAULT_MODEL_PATH, path, version)
+    assert torch.load(version, weights_only=True)["lines"]["kind"] == "line"
+    reader = DigitReader.load(version)
+    assert reader.lines is not None and reader.lines.version == "tiny"
+    assert reader.classifier.info["line_model"] == "tiny"
+    assert reader.classifier.version == "mnist-reader-v1+tiny"
+    assert "lines" not in reader.classifier.info
+    assert DigitReader.load(DEFAULT_MODEL_PATH).lines.version == LineReader.load().version
+    assert DigitReader.load(version, lines=None).lines is None
+    served = load_reader(version)  # the bot and the web app read with it too
+    assert served.lines.version == "tiny" and served.segmenter is shipped_segmenter(1)
+    assert load_reader(None).lines is shipped_lines(1)
+
+
+def test_narrowed_field_kinds_hold_a_condition_out(mnist) -> None:
+    kinds = FieldKinds(("plain", "ruled"), separators=False, european=0.0)
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(60):
+        band, text = draw_band(rng, _pool(mnist), 0.0, kinds)
+        assert band.shape[0] == LINE_HEIGHT and text.isdigit()  # no separator in the text
+        seen.add(text)
+    assert len(seen) > 50
