@@ -60,7 +60,7 @@ class PhotoStats:
     confirmed: int = 0
     corrected_same_count: int = 0  # labelled directly
     corrected_other_count: int = 0  # digit count differed: waits for label recovery
-    nothing_found: int = 0
+    nothing_found: int = 0  # stored, and the number typed in
 
 
 def pseudo_writers(n: int, users: int, seed: int) -> list[np.ndarray]:
@@ -257,13 +257,10 @@ def answer_picture(
     answer as its user: confirm when the digits read are `truth`, else correct to `truth`.
 
     A correction with another digit count than the reader found goes to review: this is
-    what label recovery works on. A picture in which nothing was found is not stored (the
-    bot has nothing to ask about).
+    what label recovery works on. A picture in which nothing was found is stored too, and
+    its user types the number (the bot offers ✏️ there as well).
     """
     read = reader.read(picture)
-    if not read.digits:
-        stats.nothing_found += 1
-        return
     with db.session_scope(factory) as session:
         stored = store.put(picture)
         reading = db.record_reading(
@@ -289,6 +286,8 @@ def answer_picture(
             stats.confirmed += 1
         elif db.correct_reading(session, reading.id, telegram_id, truth, now=now).labelled:
             stats.corrected_same_count += 1
+        elif not read.digits:
+            stats.nothing_found += 1
         else:
             stats.corrected_other_count += 1
 
