@@ -94,13 +94,19 @@ def fit_lines(
     return Segmentation(lines, seg.scale, seg.ink, seg.mask, seg.lean)
 
 
-def line_bands(seg: Segmentation, image: np.ndarray) -> list[np.ndarray]:
-    """The bands of `image` the line model reads, one per line, as `fit_lines` cuts them
-    (none for a page photographed askew). The learning loop trains on them."""
+def band_boxes(seg: Segmentation, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, x1, y1) in image pixels of each band the line model reads, one per line,
+    as `fit_lines` cuts them (none for a page photographed askew)."""
     if not seg.lines or seg.lean:
         return []
     seg = Segmentation(_join_overlapping(seg.lines), seg.scale, seg.ink, seg.mask, seg.lean)
-    return [image[y0:y1, x0:x1] for x0, y0, x1, y1 in _bands(seg, image.shape)]
+    return _bands(seg, shape)
+
+
+def line_bands(seg: Segmentation, image: np.ndarray) -> list[np.ndarray]:
+    """The bands of `image` the line model reads (`band_boxes`). The learning loop
+    trains on them."""
+    return [image[y0:y1, x0:x1] for x0, y0, x1, y1 in band_boxes(seg, image.shape)]
 
 
 def _bands(seg: Segmentation, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:

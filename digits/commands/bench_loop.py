@@ -252,7 +252,7 @@ class FieldsScenario:
             f"{stats.readings} stored readings of {stats.digits} digits, {stats.confirmed} "
             f"confirmed, {stats.corrected_same_count} corrected (same digit count), "
             f"{stats.corrected_other_count} corrected with another digit count, "
-            f"{stats.nothing_found} with nothing found (not stored)"
+            f"{stats.nothing_found} with nothing found, typed in"
         )
         summary = {"condition": asdict(HELD_OUT_FIELDS), "simulation": asdict(stats)}
         return summary, {"simulate_fields": elapsed}

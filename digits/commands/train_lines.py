@@ -8,7 +8,7 @@ from pathlib import Path
 
 from digits.settings import Settings
 from training.data.fields import BACKGROUNDS
-from training.data.lines import FieldKinds, LineSet, draw_lines
+from training.data.lines import FieldKinds, LineSet, draw_empty_lines, draw_lines
 from training.data.mnist import load_mnist
 from training.lines import LineTrainConfig, save_lines, train_lines
 from vision.checkpoint import load_checkpoint
@@ -38,6 +38,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=FieldKinds().european,
         help="share of the fields' 1s and 7s drawn European",
     )
+    parser.add_argument(
+        "--empty-fields",
+        type=int,
+        default=0,
+        help="draw this many more form fields and add the bands of their lines that hold "
+        "no digit (texture, rules), labelled empty",
+    )
     parser.add_argument("--test-lines", type=int, default=1000, help="bands to report on")
     parser.add_argument("--data", type=Path, help="cache of the drawn bands (.npz): reused")
     parser.add_argument("--steps", type=int, default=defaults.steps)
@@ -56,8 +63,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.lines < 1 or args.test_lines < 1 or args.steps < 1:
-        raise SystemExit("--lines, --test-lines and --steps must be at least 1")
+    if args.lines < 1 or args.test_lines < 1 or args.steps < 1 or args.empty_fields < 0:
+        raise SystemExit(
+            "--lines, --test-lines and --steps must be at least 1, --empty-fields at least 0"
+        )
     train_split, test_split = load_mnist(args.mnist_dir or settings.mnist_dir)
     backgrounds = tuple(args.backgrounds) if args.backgrounds else None
     kinds = FieldKinds(backgrounds, separators=not args.no_separators, european=args.european)
@@ -72,6 +81,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             kinds=kinds,
             workers=args.workers,
         )
+        if args.empty_fields:
+            train = train + draw_empty_lines(
+                (train_split.images, train_split.labels),
+                args.empty_fields,
+                args.seed,
+                kinds=kinds,
+                workers=args.workers,
+            )
         if args.data:
             train.save(str(args.data))
     # Reported on MNIST *test* digits, drawn the same way with another seed.
@@ -107,6 +124,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             "backgrounds": list(backgrounds or BACKGROUNDS),
             "separators": kinds.separators,
             "european": kinds.european,
+            "empty_fields": args.empty_fields,
             "digits": "MNIST train",
         },
         parent=str(args.init) if args.init else None,

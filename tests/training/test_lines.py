@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
 from serving.model_swap import load_reader, shipped_lines, shipped_segmenter
-from training.data.lines import FieldKinds, LineSet, draw_band, draw_lines, photo_line
+from training.data.fields import Field, draw_field
+from training.data.lines import (
+    FieldKinds,
+    LineSet,
+    draw_band,
+    draw_lines,
+    empty_bands,
+    photo_line,
+)
 from training.lines import LineTrainConfig, carry_lines, save_lines, train_lines
-from vision.classifier import DEFAULT_MODEL_PATH
+from vision.classifier import DEFAULT_MODEL_PATH, SEGMENTER_MODEL_PATH, DigitClassifier
 from vision.line_model import LINE_HEIGHT, LINE_STRIDE, LineConfig
 from vision.line_reader import LineReader
 from vision.reader import DigitReader
@@ -86,3 +95,21 @@ def test_narrowed_field_kinds_hold_a_condition_out(mnist) -> None:
         assert band.shape[0] == LINE_HEIGHT and text.isdigit()  # no separator in the text
         seen.add(text)
     assert len(seen) > 50
+
+
+def test_a_line_holding_none_of_the_digits_is_an_empty_band(mnist) -> None:
+    """Ink the segmentation chains into a line of its own below the number (texture, a
+    second scribble) gives a band labelled empty; the number's own line gives none."""
+    field = draw_field(
+        np.random.default_rng(8), _pool(mnist), background="plain", n_digits=4, separators=False
+    )
+    scorer = DigitClassifier.load(SEGMENTER_MODEL_PATH).classify
+    assert empty_bands(field, scorer) == []
+    other = draw_field(np.random.default_rng(9), _pool(mnist), background="plain", n_digits=2)
+    h, w = field.image.shape[:2]
+    page = np.full((h * 3, w, 3), 255, np.uint8)
+    page[:h] = field.image
+    page[2 * h :] = cv2.resize(other.image, (w, h))
+    below = Field(page, field.text, field.boxes, "plain")
+    (band,) = empty_bands(below, scorer)
+    assert band.shape[0] == LINE_HEIGHT and band.dtype == np.uint8

@@ -17,15 +17,21 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from training.data.fields import Box, draw_field
+from training.data.fields import Box, Field, draw_field
 from training.data.synth import INKS, camera_jpeg, digit_alpha, paper_texture, uneven_light
+from vision.classifier import SEGMENTER_MODEL_PATH, DigitClassifier
+from vision.fit_lines import band_boxes
 from vision.line_model import LINE_HEIGHT, LINE_STRIDE, resize_line
+from vision.segment import Scorer, segment
 
 Pool = tuple[np.ndarray, np.ndarray]
 # European 1s in the line model's fields may have flags up to 1.7 times as long as the
 # form-field benchmark draws (0.6 of the digit's height across, 0.7 down): read beside
 # the next digit, a long flag must stay part of its 1, not become a 1 of its own.
 LINE_FLAG_REACH = 1.7
+# A line of a drawn field whose band holds at most this share of each digit's box holds
+# none of its digits (`empty_bands`).
+EMPTY_OVERLAP = 0.15
 
 
 @dataclass
@@ -164,7 +170,28 @@ def ctc_band(image: np.ndarray, text: str) -> np.ndarray:
     return band
 
 
+def empty_bands(field: Field, scorer: Scorer) -> list[np.ndarray]:
+    """Bands the reader cuts around lines of `field` that hold none of its digits (each
+    digit's box at most `EMPTY_OVERLAP` inside): texture, a rule or a box's edge chained
+    into a line of its own. Labelled "", they teach the line model to read it as nothing,
+    so the reader drops that line's shapes."""
+    seg = segment(field.image, scorer)
+    out = []
+    for x0, y0, x1, y1 in band_boxes(seg, field.image.shape):
+        inside = [_share_inside(b, (x0, y0, x1, y1)) for b in field.boxes]
+        if max(inside, default=0.0) <= EMPTY_OVERLAP:
+            out.append(ctc_band(field.image[y0:y1, x0:x1], ""))
+    return out
+
+
+def _share_inside(box: Box, band: tuple[int, int, int, int]) -> float:
+    w = max(0, min(box[2], band[2]) - max(box[0], band[0]))
+    h = max(0, min(box[3], band[3]) - max(box[1], band[1]))
+    return w * h / max(1, (box[2] - box[0]) * (box[3] - box[1]))
+
+
 _POOL: Pool | None = None
+_SCORER: Scorer | None = None
 
 
 def _init(pool: Pool) -> None:
@@ -176,6 +203,47 @@ def _draw(job: tuple[int, int, float, FieldKinds]) -> tuple[np.ndarray, str]:
     index, seed, photo_share, kinds = job
     assert _POOL is not None
     return draw_band(np.random.default_rng([seed, index, 7]), _POOL, photo_share, kinds)
+
+
+def _init_empty(pool: Pool) -> None:
+    global _POOL, _SCORER
+    _POOL = pool
+    _SCORER = DigitClassifier.load(SEGMENTER_MODEL_PATH, threads=1).classify
+
+
+def _draw_empty(job: tuple[int, int, FieldKinds]) -> list[np.ndarray]:
+    index, seed, kinds = job
+    assert _POOL is not None and _SCORER is not None
+    rng = np.random.default_rng([seed, index, 11])
+    bg = str(rng.choice(kinds.backgrounds)) if kinds.backgrounds else None
+    field = draw_field(
+        rng,
+        _POOL,
+        background=bg,
+        separators=None if kinds.separators else False,
+        european=kinds.european,
+        flag_reach=LINE_FLAG_REACH,
+    )
+    return empty_bands(field, _SCORER)
+
+
+def draw_empty_lines(
+    pool: Pool, fields: int, seed: int, *, kinds: FieldKinds = FieldKinds(), workers: int = 1
+) -> LineSet:
+    """The empty bands (`empty_bands`) of `fields` seeded form fields of `kinds`, as the
+    shipped segmenter cuts them."""
+    jobs = [(i, seed, kinds) for i in range(fields)]
+    if workers <= 1:
+        _init_empty(pool)
+        out = [_draw_empty(j) for j in tqdm(jobs, desc="empty lines", disable=fields < 1000)]
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(workers, _init_empty, (pool,)) as p:
+            out = list(
+                tqdm(p.imap(_draw_empty, jobs, chunksize=32), total=fields, desc="empty lines")
+            )
+    bands = [b for found in out for b in found]
+    return LineSet(bands, [""] * len(bands))
 
 
 def draw_lines(
