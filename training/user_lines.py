@@ -8,7 +8,9 @@ are a training sample as they stand, whatever the segmentation got wrong:
 * as many text lines as bands: in order, top to bottom;
 * one text line, several bands (texture or a rule chained into lines of their own): the
   band whose reading is nearest the text holds it, every other band holds nothing, which
-  teaches the line model to leave that texture out;
+  teaches the line model to leave that texture out. Only where that reading is already
+  near the text (`NEAR_TEXT`): otherwise the number itself may be spread over several
+  bands, and "nothing" would teach the model to drop digits;
 * one text line and no band at all (nothing found): the picture itself is the band, as
   the user cut it;
 * anything else (lines that cannot be matched) is not used.
@@ -30,6 +32,10 @@ from vision.decode import ImageError
 from vision.reader import DigitReader
 
 log = logging.getLogger(__name__)
+
+# A band holds a one-line text beside other bands only if its reading is at most this
+# share of the text's digits away from it (edit distance).
+NEAR_TEXT = 1 / 3
 
 
 @dataclass
@@ -77,7 +83,10 @@ def pair_lines(
         return None
     if not bands:
         return None if picture is None else [(picture, truth[0])]
-    best = min(range(len(bands)), key=lambda i: (edit_distance(reads[i], truth[0]), i))
+    distance = [edit_distance(read, truth[0]) for read in reads]
+    best = min(range(len(bands)), key=lambda i: (distance[i], i))
+    if distance[best] > NEAR_TEXT * len(truth[0]):
+        return None
     return [(band, truth[0] if i == best else "") for i, band in enumerate(bands)]
 
 

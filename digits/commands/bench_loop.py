@@ -33,7 +33,7 @@ from benchmarks.loop import (
     simulate_users,
 )
 from digits.settings import Settings
-from vision.classifier import DigitClassifier
+from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
 from vision.reader import DigitReader
 
 
@@ -285,7 +285,7 @@ def _run(args: argparse.Namespace, settings: Settings, data_dir: Path) -> int:
     devsets = Path(args.devsets_dir or settings.devsets_dir or "../shared/devsets")
     mnist_train, mnist_test = load_mnist(args.mnist_dir or settings.mnist_dir)
     scenario = SCENARIOS[args.scenario](args, devsets)
-    start_model = Path(args.model or settings.model_path)
+    start_model = Path(args.model or settings.model_path or DEFAULT_MODEL_PATH)
     start_lines = args.lines or scenario.start_lines
     if start_lines is not None:  # the start version reads with this line model
         start = data_dir / "models" / "start.pt"
