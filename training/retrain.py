@@ -25,7 +25,7 @@ from tqdm import tqdm
 import db
 from db import ModelStatus, RunStatus
 from training.data.augment import AugmentConfig
-from training.data.lines import FieldKinds, LineSet, draw_lines
+from training.data.lines import FieldKinds, LineSet, draw_lines, jitter_band
 from training.lines import LineTrainConfig, LineTrainResult, line_payload, train_lines
 from training.user_lines import picture_bands, text_lines
 from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
@@ -415,7 +415,13 @@ def fine_tune_lines(
         kinds=kinds,
     )
     repeat = max(1, round(replay_n * f / max(1e-9, 1.0 - f) / len(user_lines)))
-    train = LineSet(user_lines.bands * repeat, user_lines.texts * repeat) + replay
+    rng = np.random.default_rng(config.seed)
+    jittered = [
+        band if k == 0 else jitter_band(band, text, rng)
+        for k in range(repeat)
+        for band, text in zip(user_lines.bands, user_lines.texts, strict=True)
+    ]
+    train = LineSet(jittered, user_lines.texts * repeat) + replay
     line_config = LineTrainConfig(
         steps=config.line_steps,
         batch_size=batch,

@@ -14,6 +14,7 @@ from training.data.lines import (
     draw_band,
     draw_lines,
     empty_bands,
+    jitter_band,
     photo_line,
 )
 from training.lines import LineTrainConfig, carry_lines, save_lines, train_lines
@@ -113,3 +114,16 @@ def test_a_line_holding_none_of_the_digits_is_an_empty_band(mnist) -> None:
     below = Field(page, field.text, field.boxes, "plain")
     (band,) = empty_bands(below, scorer)
     assert band.shape[0] == LINE_HEIGHT and band.dtype == np.uint8
+
+
+def test_a_jittered_band_is_another_cut_of_the_same_band() -> None:
+    rng = np.random.default_rng(0)
+    band = np.full((LINE_HEIGHT, 120), 230, np.uint8)
+    band[8:24, 10:110] = 20  # ink across the band
+    cuts = [jitter_band(band, "1234", rng) for _ in range(20)]
+    assert all(c.shape[0] == LINE_HEIGHT and c.dtype == np.uint8 for c in cuts)
+    assert len({c.shape[1] for c in cuts}) > 5  # stretched and trimmed differently
+    assert all(c.shape[1] // LINE_STRIDE >= 2 * 4 + 1 for c in cuts)  # CTC still fits
+    assert all(c.min() < 80 and c.max() > 150 for c in cuts)  # ink and paper both kept
+    narrow = jitter_band(np.zeros((LINE_HEIGHT, 6), np.uint8), "55", rng)
+    assert narrow.shape[1] // LINE_STRIDE >= 2 * 2 + 1

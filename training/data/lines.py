@@ -160,6 +160,22 @@ def draw_band(
     return ctc_band(image, text), text
 
 
+def jitter_band(band: np.ndarray, text: str, rng: np.random.Generator) -> np.ndarray:
+    """Another cut of a resized band: margins trimmed, stretched, lighter or darker.
+
+    Fine-tuning repeats users' few bands many times; each repeat is cut a little
+    differently, as another picture of the same number would be."""
+    h, w = band.shape
+    top, bottom = (int(rng.integers(0, max(1, h // 8))) for _ in range(2))
+    left, right = (int(rng.integers(0, max(1, min(h // 2, w // 8)))) for _ in range(2))
+    out = band[top : h - bottom, left : w - right]
+    width = max(1, round(out.shape[1] * LINE_HEIGHT / out.shape[0] * rng.uniform(0.85, 1.15)))
+    out = cv2.resize(out, (width, LINE_HEIGHT), interpolation=cv2.INTER_AREA)
+    gain, offset = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
+    out = np.clip(out.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    return ctc_band(out, text)
+
+
 def ctc_band(image: np.ndarray, text: str) -> np.ndarray:
     """A band resized to the model's height, and widened where CTC could not place `text`
     in it (a frame per digit and one between repeats)."""
