@@ -144,7 +144,8 @@ class Settings(BaseSettings):
     retrain_line_steps: int = _setting(
         600,
         "DIGITS_RETRAIN_LINE_STEPS",
-        "steps fine-tuning the line model on users' pictures (0: the segmentation stays fixed)",
+        "most steps fine-tuning the line model on users' pictures (0: the segmentation stays "
+        "fixed)",
     )
     retrain_line_lr: float = _setting(
         5e-4, "DIGITS_RETRAIN_LINE_LR", "the line model's fine-tuning learning rate"

@@ -59,6 +59,8 @@ FINE_TUNE_AUGMENT = AugmentConfig(
 
 # Drawn replay bands for one line fine-tuning run, at most (drawing is ~2 ms a band).
 MAX_LINE_REPLAY = 20_000
+# Times each user band is seen in one line fine-tuning run (in differently jittered cuts).
+LINE_PASSES = 30
 
 
 class RetrainError(RuntimeError):
@@ -400,7 +402,10 @@ def fine_tune_lines(
     """
     f = config.user_fraction
     batch = LineTrainConfig().batch_size
-    replay_n = min(MAX_LINE_REPLAY, round(config.line_steps * batch * (1.0 - f)))
+    # Effort follows the data: each user band is seen about LINE_PASSES times, within
+    # the configured steps (a few pictures must not cost a full run).
+    steps = min(config.line_steps, math.ceil(LINE_PASSES * len(user_lines) / (batch * f)))
+    replay_n = min(MAX_LINE_REPLAY, round(steps * batch * (1.0 - f)))
     seen = lines_body.get("data") or {}
     kinds = FieldKinds(
         tuple(seen["backgrounds"]) if seen.get("backgrounds") else None,
@@ -423,10 +428,10 @@ def fine_tune_lines(
     ]
     train = LineSet(jittered, user_lines.texts * repeat) + replay
     line_config = LineTrainConfig(
-        steps=config.line_steps,
+        steps=steps,
         batch_size=batch,
         lr=config.line_lr,
-        warmup_steps=max(1, config.line_steps // 10),
+        warmup_steps=max(1, steps // 10),
         seed=config.seed,
         threads=config.threads,
         device=config.device,
@@ -742,8 +747,9 @@ def _run(
         outcome.line_data = cut.to_dict()
         if len(user_lines):
             stage(
-                f"fine-tuning the line model {active_lines.version}: {config.line_steps} steps, "
-                f"{f:.0%} from {len(user_lines)} bands of users' pictures"
+                f"fine-tuning the line model {active_lines.version}: at most "
+                f"{config.line_steps} steps, {f:.0%} from {len(user_lines)} bands of users' "
+                "pictures"
             )
             lines_result = fine_tune_lines(
                 config, lines_body, user_lines, mnist_train, progress=progress
