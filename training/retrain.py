@@ -28,7 +28,7 @@ from training.data.augment import AugmentConfig
 from training.data.lines import FieldKinds, LineSet, draw_lines, jitter_band
 from training.lines import LineTrainConfig, LineTrainResult, line_payload, train_lines
 from training.user_lines import picture_bands, text_lines
-from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
 from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
 from vision.decode import ImageError
 from vision.line_model import LineConfig
@@ -786,6 +786,27 @@ def _run(
         gate=config.gate(),
         baseline_mnist=base_mnist,
     )
+    keep_classifier = False
+    if not promote and lines_result is not None and pictures["holdout"]:
+        # The two parts learn from different labels: the line model's gain must not wait
+        # for a classifier that failed the gate. Judge it with the active classifier.
+        assert images is not None
+        alone = Scores(
+            outcome.active.mnist_test_accuracy,
+            outcome.active.user_holdout_accuracy,
+            outcome.active.user_holdout_samples,
+            outcome.active.holdout_right,
+        )
+        (right,) = pictures_read_exactly(
+            [DigitReader.load(active_clf, lines=candidate_lines)], pictures["holdout"], images
+        )
+        alone.pictures_right, alone.pictures = right, len(right)
+        alone.pictures_exact = float(right.mean()) if len(right) else None
+        ok, why = decide(outcome.active, alone, gate=config.gate(), baseline_mnist=base_mnist)
+        if ok:
+            promote, keep_classifier = True, True
+            reason = f"{why} (the line model alone; with the fine-tuned classifier {reason})"
+            outcome.candidate = alone
     outcome.reason = reason
     gained, lost = holdout_changes(outcome.active, outcome.candidate)
     outcome.holdout_gained, outcome.holdout_lost = gained, lost
@@ -823,6 +844,7 @@ def _run(
         "user_pictures": len(pictures["train"]),
         "holdout_pictures": len(pictures["holdout"]),
         "line_data": outcome.line_data,
+        "classifier": "kept from the parent" if keep_classifier else "fine-tuned",
     }
     carried = None  # the line model the candidate reads with, carried in its checkpoint
     if lines_result is not None:
@@ -836,15 +858,30 @@ def _run(
         carried = body[LINES_KEY]
     outcome.line_model = str((carried or lines_body).get("version") or "shipped")
     stage(f"writing {path}")
-    sha = save_result(
-        path,
-        result,
-        version=version,
-        metrics=metrics,
-        data=data,
-        parent=active.version,
-        lines=carried,
-    )
+    if keep_classifier:  # the parent's classifier, with the new line model
+        kept = {k: v for k, v in body.items() if k != LINES_KEY}
+        summary = {**(kept.get("summary") or {}), "data": data}
+        sha = save_checkpoint(
+            path,
+            {
+                **kept,
+                "version": version,
+                "parent_version": active.version,
+                "metrics": metrics,
+                "summary": summary,
+                LINES_KEY: carried,
+            },
+        )
+    else:
+        sha = save_result(
+            path,
+            result,
+            version=version,
+            metrics=metrics,
+            data=data,
+            parent=active.version,
+            lines=carried,
+        )
     with db.session_scope(factory) as session:
         db.register_model_version(
             session,

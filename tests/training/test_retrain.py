@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from loop_fixtures import populate, sqlite_url
 
 import db
@@ -208,10 +209,9 @@ def test_promotion_accepted_then_skipped_without_new_labels(data_dir: Path, mnis
         engine.dispose()
 
 
-def test_retrain_fine_tunes_the_line_model_on_users_pictures(tmp_path: Path, usps, mnist) -> None:
-    """Users' answered pictures become line-model training bands; the candidate carries
-    its fine-tuned line model in its own checkpoint, and the gate reads the holdout users'
-    pictures whole with both versions."""
+@pytest.fixture
+def picture_dir(tmp_path: Path, usps) -> tuple[Path, db.ImageStore]:
+    """A data dir with labelled USPS digits and 40 answered pictures of fields, stored."""
     data_dir = tmp_path / "data"
     url = sqlite_url(data_dir)
     populate(url, usps.images[:300], usps.labels[:300])
@@ -232,6 +232,14 @@ def test_retrain_fine_tunes_the_line_model_on_users_pictures(tmp_path: Path, usp
     finally:
         engine.dispose()
     assert stats.readings == 40
+    return data_dir, store
+
+
+def test_retrain_fine_tunes_the_line_model_on_users_pictures(picture_dir, mnist) -> None:
+    """Users' answered pictures become line-model training bands; the candidate carries
+    its fine-tuned line model in its own checkpoint, and the gate reads the holdout users'
+    pictures whole with both versions."""
+    data_dir, store = picture_dir
     outcome, factory, engine = _run(
         data_dir, mnist, images=store, line_steps=4, min_new_labels=1, **PROMOTE_ANYTHING
     )
@@ -250,6 +258,40 @@ def test_retrain_fine_tunes_the_line_model_on_users_pictures(tmp_path: Path, usp
         body = load_checkpoint(path)
         assert body["lines"]["parent"] == LineReader.load().version
         assert body["summary"]["data"]["line_data"] == cut
+    finally:
+        engine.dispose()
+
+
+def test_a_classifier_failing_the_gate_does_not_hold_back_the_line_model(
+    picture_dir, mnist
+) -> None:
+    """The classifier is wrecked (MNIST falls far below the limit); the line model is
+    judged with the parent's classifier and promoted on its own."""
+    data_dir, store = picture_dir
+    lenient_holdout = {"min_user_gain": -100.0, "min_gain_digits": -(10**6), "max_p_value": 1.0}
+    outcome, factory, engine = _run(
+        data_dir,
+        mnist,
+        images=store,
+        lr=1.0,
+        line_steps=4,
+        line_lr=1e-7,
+        min_new_labels=1,
+        **lenient_holdout,
+    )
+    try:
+        assert outcome.status == "promoted", outcome.reason
+        assert "the line model alone" in outcome.reason and "MNIST test -" in outcome.reason
+        assert outcome.candidate.mnist_test_accuracy == outcome.active.mnist_test_accuracy
+        with db.session_scope(factory) as session:
+            active = db.active_model_version(session)
+            assert active.version == outcome.version
+            assert active.data_summary["classifier"] == "kept from the parent"
+            path = Path(active.path)
+        body, shipped = load_checkpoint(path), load_checkpoint(DEFAULT_MODEL_PATH)
+        assert all(torch.equal(body["state_dict"][k], v) for k, v in shipped["state_dict"].items())
+        assert body["version"] == outcome.version and body["parent_version"] == outcome.parent
+        assert DigitReader.load(path).lines.version == f"{outcome.version}-lines"
     finally:
         engine.dispose()
 
