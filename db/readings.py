@@ -550,6 +550,15 @@ def assign_splits(session: Session, holdout_fraction: float) -> int:
     return len(pending)
 
 
+def _split(split: Split | str | None) -> Split | None:
+    if split is None:
+        return None
+    try:
+        return Split(split)
+    except ValueError:
+        raise InvalidInput(f"split must be 'train', 'holdout' or None, got {split!r}") from None
+
+
 def labelled_digits(
     session: Session,
     *,
@@ -566,12 +575,7 @@ def labelled_digits(
     side of the per-user split; users new to the split are assigned first (see
     ``assign_splits``), which writes to the users table.
     """
-    wanted = None
-    if split is not None:
-        try:
-            wanted = Split(split)
-        except ValueError:
-            raise InvalidInput(f"split must be 'train', 'holdout' or None, got {split!r}") from None
+    wanted = _split(split)
     assign_splits(session, holdout_fraction)
     statement = _eligible(
         select(
@@ -615,12 +619,7 @@ def labelled_pictures(
     correction), so a picture teaches even where its digit count was wrong or nothing was
     found in it. Same eligibility and per-user split as ``labelled_digits``.
     """
-    wanted = None
-    if split is not None:
-        try:
-            wanted = Split(split)
-        except ValueError:
-            raise InvalidInput(f"split must be 'train', 'holdout' or None, got {split!r}") from None
+    wanted = _split(split)
     assign_splits(session, holdout_fraction)
     truth = case(
         (Reading.status == ReadingStatus.CONFIRMED, Reading.text), else_=Reading.corrected_text

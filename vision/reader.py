@@ -197,34 +197,28 @@ class DigitReader:
         with another count. Bad bytes raise an `ImageError` subclass.
         """
         start = time.perf_counter()
-        clf = self.classifier
-        if isinstance(image, bytes | bytearray | memoryview):
-            array, scale = decode_for_reading(
-                bytes(image),
-                max_side=MAX_SIDE,
-                max_pixels=self.max_pixels,
-                max_bytes=self.max_bytes,
-            )
-        else:
-            array = _check_array(image)
-            if not (math.isfinite(scale) and scale > 0):
-                raise ValueError(f"scale must be a positive number, got {scale!r}")
-        return self._read_array(array, scale, clf, start, expected_digits, page=0)
+        array, scale = self._decode(image, scale)
+        return self._read_array(array, scale, self.classifier, start, expected_digits, page=0)
 
     def line_bands(self, image: np.ndarray | bytes) -> list[np.ndarray]:
         """The bands of `image` the line model would read, one per line, top to bottom
         (none where no writing is found or the page is askew): the learning loop pairs
         them with a user's corrected lines to fine-tune the line model."""
+        array, _ = self._decode(image, 1.0)
+        return line_bands(segment(array, (self.segmenter or self.classifier).classify), array)
+
+    def _decode(self, image: np.ndarray | bytes, scale: float) -> tuple[np.ndarray, float]:
+        """The array to read and how many times the original was shrunk to it."""
         if isinstance(image, bytes | bytearray | memoryview):
-            array, _ = decode_for_reading(
+            return decode_for_reading(
                 bytes(image),
                 max_side=MAX_SIDE,
                 max_pixels=self.max_pixels,
                 max_bytes=self.max_bytes,
             )
-        else:
-            array = _check_array(image)
-        return line_bands(segment(array, (self.segmenter or self.classifier).classify), array)
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive number, got {scale!r}")
+        return _check_array(image), scale
 
     def read_pages(self, data: bytes | str | Path, *, max_pages: int = MAX_PAGES) -> list[Reading]:
         """One reading per page of a PDF or multi-page TIFF (or the single page of an image)."""

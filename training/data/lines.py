@@ -139,6 +139,17 @@ class FieldKinds:
     separators: bool = True  # False: never a separator between groups
     european: float = 0.4  # share of 1s and 7s drawn European
 
+    def draw(self, rng: np.random.Generator, pool: Pool) -> Field:
+        """One form field of these kinds."""
+        return draw_field(
+            rng,
+            pool,
+            background=str(rng.choice(self.backgrounds)) if self.backgrounds else None,
+            separators=None if self.separators else False,
+            european=self.european,
+            flag_reach=LINE_FLAG_REACH,
+        )
+
 
 def draw_band(
     rng: np.random.Generator, pool: Pool, photo_share: float, kinds: FieldKinds = FieldKinds()
@@ -147,15 +158,7 @@ def draw_band(
     if rng.random() < photo_share:
         image, text = photo_line(rng, pool)
     else:
-        bg = str(rng.choice(kinds.backgrounds)) if kinds.backgrounds else None
-        field = draw_field(
-            rng,
-            pool,
-            background=bg,
-            separators=None if kinds.separators else False,
-            european=kinds.european,
-            flag_reach=LINE_FLAG_REACH,
-        )
+        field = kinds.draw(rng, pool)
         image, text = recut(field.image, field.boxes, rng), field.text
     return ctc_band(image, text), text
 
@@ -230,16 +233,7 @@ def _init_empty(pool: Pool) -> None:
 def _draw_empty(job: tuple[int, int, FieldKinds]) -> list[np.ndarray]:
     index, seed, kinds = job
     assert _POOL is not None and _SCORER is not None
-    rng = np.random.default_rng([seed, index, 11])
-    bg = str(rng.choice(kinds.backgrounds)) if kinds.backgrounds else None
-    field = draw_field(
-        rng,
-        _POOL,
-        background=bg,
-        separators=None if kinds.separators else False,
-        european=kinds.european,
-        flag_reach=LINE_FLAG_REACH,
-    )
+    field = kinds.draw(np.random.default_rng([seed, index, 11]), _POOL)
     return empty_bands(field, _SCORER)
 
 
