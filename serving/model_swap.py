@@ -78,8 +78,8 @@ def load_reader(path: Path | None, threads: int = 1) -> Any:
     from vision.reader import DigitReader
 
     classifier = DigitClassifier.load(path, threads=threads)
-    own = classifier.info.get("line_model") and classifier.path is not None
-    lines = LineReader.load(classifier.path, threads=threads) if own else shipped_lines(threads)
+    own = classifier.lines_path
+    lines = LineReader.load(own, threads=threads) if own else shipped_lines(threads)
     return DigitReader.load(model=classifier, segmenter=shipped_segmenter(threads), lines=lines)
 
 

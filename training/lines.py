@@ -22,10 +22,10 @@ from torch import nn
 from tqdm import tqdm
 
 from training.data.lines import LineSet
-from vision.checkpoint import load_checkpoint, save_checkpoint
+from vision.checkpoint import LINES_KEY, load_checkpoint, save_checkpoint
 from vision.classifier import pick_device
 from vision.line_model import BLANK, LineConfig, LineNet, line_batch
-from vision.line_reader import LINES_KEY, LineReader, line_body
+from vision.line_reader import LineReader, line_body
 
 log = logging.getLogger(__name__)
 

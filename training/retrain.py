@@ -28,11 +28,17 @@ from training.data.augment import AugmentConfig
 from training.data.lines import FieldKinds, LineSet, draw_lines, jitter_band
 from training.lines import LineTrainConfig, LineTrainResult, line_payload, train_lines
 from training.user_lines import picture_bands, text_lines
-from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
+from vision.checkpoint import (
+    LINES_KEY,
+    CheckpointError,
+    file_sha256,
+    load_checkpoint,
+    save_checkpoint,
+)
 from vision.classifier import DEFAULT_MODEL_PATH, DigitClassifier
 from vision.decode import ImageError
 from vision.line_model import LineConfig
-from vision.line_reader import LINE_MODEL_PATH, LINES_KEY, LineReader, line_body
+from vision.line_reader import LINE_MODEL_PATH, LineReader, line_body
 from vision.model import ModelConfig
 from vision.reader import DigitReader
 
@@ -661,14 +667,15 @@ def _run(
         holdout_digits = db.labelled_digits(
             session, split="holdout", holdout_fraction=config.holdout_fraction
         )
+        stored = images is not None and images.enabled  # else no picture can be read
         pictures = {
             split: db.labelled_pictures(
                 session, split=split, holdout_fraction=config.holdout_fraction
             )
+            if stored
+            else []
             for split in ("train", "holdout")
         }
-    if images is None or not images.enabled:
-        pictures = {"train": [], "holdout": []}
     del new
     outcome.user_train_samples = len(train_digits)
     outcome.user_holdout_samples = len(holdout_digits)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from training.data.augment import AugmentConfig, augment_batch
-from vision.checkpoint import save_checkpoint
+from vision.checkpoint import LINES_KEY, save_checkpoint
 from vision.classifier import pick_device
 from vision.model import DIGIT_CLASSES, DigitNet, ModelConfig, preprocess
 from vision.normalize import PREPROCESSING_VERSION
@@ -264,12 +264,12 @@ def checkpoint_payload(
     lines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The plain-values body of a checkpoint for a finished run; `lines`: the body of
-    the line model this classifier reads with (`vision.line_reader.LINES_KEY`)."""
+    the line model this classifier reads with (`vision.checkpoint.LINES_KEY`)."""
     extra: dict[str, Any] = {}
     if result.config.model.classes > DIGIT_CLASSES:
         extra["multi_weight"] = result.config.multi_weight
     if lines is not None:
-        extra["lines"] = lines
+        extra[LINES_KEY] = lines
     return {
         **extra,
         "version": version,

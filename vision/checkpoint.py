@@ -18,6 +18,9 @@ import torch
 FORMAT = "digits-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "state_dict", "model_config", "preprocessing")
+# A classifier fine-tuned by the learning loop carries the line model it was promoted with
+# under this key (a line checkpoint's body): one file, one sha256, one version to activate.
+LINES_KEY = "lines"
 
 
 class CheckpointError(ValueError):

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from vision.checkpoint import LINES_KEY, CheckpointError, file_sha256, load_checkpoint
 from vision.model import DIGIT_CLASSES, DigitNet, ModelConfig, preprocess
 from vision.normalize import PREPROCESSING_VERSION
 
@@ -173,9 +173,9 @@ class DigitClassifier:
             net.load_state_dict(body["state_dict"])
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: weights do not fit the architecture: {exc}") from exc
-        info = {k: v for k, v in body.items() if k not in ("state_dict", "lines")}
-        if isinstance(body.get("lines"), dict):  # the line model it was promoted with
-            info["line_model"] = str(body["lines"].get("version") or "carried")
+        info = {k: v for k, v in body.items() if k not in ("state_dict", LINES_KEY)}
+        if isinstance(body.get(LINES_KEY), dict):  # the line model it was promoted with
+            info["line_model"] = str(body[LINES_KEY].get("version") or "carried")
         return cls.from_model(
             net,
             device=device,
@@ -221,6 +221,12 @@ class DigitClassifier:
     def version(self) -> str:
         """A short identifier: the checkpoint's recorded version, else its hash prefix."""
         return str(self.info.get("version") or (self.sha256[:12] if self.sha256 else "memory"))
+
+    @property
+    def lines_path(self) -> Path | None:
+        """The checkpoint carrying this classifier's own line model (`LINES_KEY`), or
+        None: it reads with the shipped one."""
+        return self.path if self.info.get("line_model") else None
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N, 28, 28] white-on-black MNIST-normalised → float32 probabilities [N, 10].

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vision.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from vision.checkpoint import LINES_KEY, CheckpointError, file_sha256, load_checkpoint
 from vision.classifier import DEFAULT_THREADS, intra_op_threads, pick_device
 from vision.line_model import (
     BLANK,
@@ -29,9 +29,6 @@ from vision.line_model import (
 )
 
 LINE_MODEL_PATH = Path(__file__).resolve().parent / "models" / "lines.pt"
-# A classifier fine-tuned by the learning loop carries the line model it was promoted with
-# under this key (a line checkpoint's body): one file, one sha256, one version to activate.
-LINES_KEY = "lines"
 
 
 def line_body(body: dict[str, Any], path: Path | str) -> dict[str, Any]:

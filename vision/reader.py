@@ -146,8 +146,8 @@ class DigitReader:
             if isinstance(model, DigitClassifier)
             else DigitClassifier.load(model, device=device, threads=threads)
         )
-        if lines is LINE_MODEL_PATH and clf.path is not None and clf.info.get("line_model"):
-            lines = clf.path
+        if lines is LINE_MODEL_PATH and clf.lines_path is not None:
+            lines = clf.lines_path
         seg = (
             segmenter
             if segmenter is None or isinstance(segmenter, DigitClassifier)

@@ -304,10 +304,9 @@ def _run(args: argparse.Namespace, settings: Settings, data_dir: Path) -> int:
     t = time.perf_counter()
     before = scores(clf)
     timings["evaluate_before"] = time.perf_counter() - t
-    lines_version = DigitReader.load(clf).lines
     print(
         f"start model {clf.version} (line model "
-        f"{lines_version.version if lines_version else 'none'}): "
+        f"{clf.info.get('line_model') or 'shipped'}): "
         + ", ".join(f"{names[k]} {100 * v:.2f} %" for k, v in before.items())
     )
 

@@ -11,7 +11,9 @@ the reader hands over.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -25,6 +27,7 @@ from vision.line_model import LINE_HEIGHT, LINE_STRIDE, resize_line
 from vision.segment import Scorer, segment
 
 Pool = tuple[np.ndarray, np.ndarray]
+T = TypeVar("T")
 # European 1s in the line model's fields may have flags up to 1.7 times as long as the
 # form-field benchmark draws (0.6 of the digit's height across, 0.7 down): read beside
 # the next digit, a long flag must stay part of its 1, not become a 1 of its own.
@@ -243,15 +246,7 @@ def draw_empty_lines(
     """The empty bands (`empty_bands`) of `fields` seeded form fields of `kinds`, as the
     shipped segmenter cuts them."""
     jobs = [(i, seed, kinds) for i in range(fields)]
-    if workers <= 1:
-        _init_empty(pool)
-        out = [_draw_empty(j) for j in tqdm(jobs, desc="empty lines", disable=fields < 1000)]
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers, _init_empty, (pool,)) as p:
-            out = list(
-                tqdm(p.imap(_draw_empty, jobs, chunksize=32), total=fields, desc="empty lines")
-            )
+    out = _run_jobs(_draw_empty, jobs, _init_empty, pool, workers, "empty lines")
     bands = [b for found in out for b in found]
     return LineSet(bands, [""] * len(bands))
 
@@ -268,11 +263,23 @@ def draw_lines(
     """`n` seeded training bands (a share of them photo lines, the rest form fields of
     `kinds`)."""
     jobs = [(i, seed, photo_share, kinds) for i in range(n)]
-    if workers <= 1:
-        _init(pool)
-        out = [_draw(j) for j in tqdm(jobs, desc="lines", disable=n < 1000)]
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers, _init, (pool,)) as p:
-            out = list(tqdm(p.imap(_draw, jobs, chunksize=64), total=n, desc="lines"))
+    out = _run_jobs(_draw, jobs, _init, pool, workers, "lines")
     return LineSet([b for b, _ in out], [t for _, t in out])
+
+
+def _run_jobs(
+    work: Callable[[Any], T],
+    jobs: list[Any],
+    init: Callable[[Pool], None],
+    pool: Pool,
+    workers: int,
+    desc: str,
+) -> list[T]:
+    """`work` over `jobs` in order: here, or in `workers` spawned processes each set up by
+    `init(pool)` (a progress bar from 1,000 jobs)."""
+    if workers <= 1:
+        init(pool)
+        return [work(j) for j in tqdm(jobs, desc=desc, disable=len(jobs) < 1000)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, init, (pool,)) as p:
+        return list(tqdm(p.imap(work, jobs, chunksize=32), total=len(jobs), desc=desc))
