@@ -38,6 +38,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="numbers cut from forms to read (boxes, walls, separators, guilloche; 0: skip)",
     )
     parser.add_argument("--model", type=Path, help="checkpoint (default: shipped model)")
+    parser.add_argument(
+        "--choose-model",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also read the real photos with this classifier (repeatable) and report the "
+        "choice between it and --model leave-one-source-out",
+    )
     parser.add_argument("--segmenter", type=Path, help="segmenter checkpoint (default: shipped)")
     parser.add_argument(
         "--choose-segmenter",
@@ -124,7 +133,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _print_spread(drawn, seeds, as_json=args.json)
     if photos is not None:
         _print_breakdown(photos, as_json=args.json)
-        if args.choose_segmenter or args.choose_lines:
+        if args.choose_model or args.choose_segmenter or args.choose_lines:
             _print_choice(args, reader, photos, devsets)
     return 0
 
@@ -153,8 +162,14 @@ def _print_choice(args: argparse.Namespace, reader: Any, photos: PhotoScores, de
     """The reader picked on all sources but one, scored on that one (and aggregated)."""
     from vision.reader import DigitReader
 
-    name = f"segmenter {args.segmenter or 'shipped'}, line model {args.lines or 'shipped'}"
+    name = (
+        f"classifier {args.model or 'shipped'}, segmenter {args.segmenter or 'shipped'}, "
+        f"line model {args.lines or 'shipped'}"
+    )
     settings = {name: photos.by_source}
+    for path in args.choose_model:
+        other = DigitReader.load(path, segmenter=reader.segmenter, lines=reader.lines)
+        settings[f"classifier {path}"] = bench_photos(other, devsets).by_source
     for path in args.choose_segmenter:
         other = DigitReader.load(reader.classifier, segmenter=path, lines=reader.lines)
         settings[f"segmenter {path}"] = bench_photos(other, devsets).by_source

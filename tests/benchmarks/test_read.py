@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+import vision
 from benchmarks.read import Score, as_1280x960, tilted
 
 
@@ -169,7 +172,10 @@ def test_several_seeds_are_each_reported_then_summarised(mnist_dir, monkeypatch,
 
 
 def test_the_line_model_is_chosen_leave_one_source_out(mnist, tmp_path, monkeypatch, capsys):
-    """`--choose-lines none`: the reader with and without the line model, chosen per source."""
+    """`--choose-lines none`: the reader with and without the line model, chosen per source.
+
+    `--choose-model` puts another classifier beside them in the same choice.
+    """
     import json
 
     import cv2
@@ -198,16 +204,14 @@ def test_the_line_model_is_chosen_leave_one_source_out(mnist, tmp_path, monkeypa
         "file,text,source_repo,source_commit,source_path,kind\n" + "".join(rows)
     )
     monkeypatch.setenv("DIGITS_DEVSETS_DIR", str(tmp_path))
-    assert main(["bench", "read", "--synthetic", "0", "--json", "--choose-lines", "none"]) == 0
+    mnist_only = Path(vision.__file__).parent / "models" / "mnist-v1.pt"
+    argv = ["bench", "read", "--synthetic", "0", "--json", "--choose-lines", "none"]
+    assert main([*argv, "--choose-model", str(mnist_only)]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     loso = next(r["leave_one_source_out"] for r in out if "leave_one_source_out" in r)
     assert set(loso["chosen"]) == {"a/forms", "b/forms"}
-    assert set(loso["all_sources"]) == {
-        "segmenter shipped, line model shipped",
-        "line model none",
-    }
+    shipped = "classifier shipped, segmenter shipped, line model shipped"
+    assert set(loso["all_sources"]) == {shipped, "line model none", f"classifier {mnist_only}"}
+    assert set(loso["chosen"].values()) <= set(loso["all_sources"])
     # the walls between boxed digits: read right only with the line model
-    assert (
-        loso["all_sources"]["segmenter shipped, line model shipped"]
-        > loso["all_sources"]["line model none"]
-    )
+    assert loso["all_sources"][shipped] > loso["all_sources"]["line model none"]
