@@ -79,7 +79,8 @@ def fit_lines(
     """`seg` with each line's shapes fitted to the line model's reading of its band.
 
     Every kept or new shape carries the line model's probabilities (`line_probs`). A page
-    photographed askew (`seg.lean`) is left as it is: its bands would not be level.
+    photographed askew (`seg.lean`) is left as it is: its bands would not be level (the
+    reader turns such a page level and segments it again first).
     """
     if not seg.lines or seg.lean:
         return seg

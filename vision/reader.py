@@ -6,9 +6,11 @@ confidences, and it gives two touching digits little confidence as any one digit
 the *classifier* reads the digits finally cut. Fine-tuning the classifier (on reader-cut
 crops, on users' corrections) then improves the labels without shifting where digits
 are cut; a digit it reads unsurely is read again at one-pixel shifts (STEADY_BELOW).
-`read` is stateless apart from the models, so worker threads may share one reader. To
-swap the classifier, `with_classifier` returns a new reader (or assign
-`reader.classifier`: each `read` picks it up once, at its start).
+A page photographed askew is turned level around its writing and segmented again, so the
+line model reads it as it reads a level page. `read` is stateless apart from the models,
+so worker threads may share one reader. To swap the classifier, `with_classifier`
+returns a new reader (or assign `reader.classifier`: each `read` picks it up once, at
+its start).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from vision.line_reader import LINE_MODEL_PATH, LineReader
 from vision.segment import (
     MAX_SIDE,
     Candidate,
+    Scorer,
     Segmentation,
     SegmentationError,
     chain_lines,
@@ -51,6 +54,9 @@ DEFAULT_CONFIDENCE_THRESHOLD = 0.8
 # pixels, and an unsure reading can hinge on that pixel (measured in BENCHMARKS.md).
 STEADY_BELOW = 0.7
 _SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+# A page photographed askew is turned level around its writing and this many digit
+# heights beyond it (`level_region`), and segmented again.
+LEVEL_MARGIN = 1.0
 
 
 @dataclass
@@ -201,11 +207,32 @@ class DigitReader:
         return self._read_array(array, scale, self.classifier, start, expected_digits, page=0)
 
     def line_bands(self, image: np.ndarray | bytes) -> list[np.ndarray]:
-        """The bands of `image` the line model would read, one per line, top to bottom
-        (none where no writing is found or the page is askew): the learning loop pairs
-        them with a user's corrected lines to fine-tune the line model."""
+        """The bands of `image` the line model would read, one per line, top to bottom (a
+        page askew turned level first; none where no writing is found, or where the turned
+        writing still leans): the learning loop pairs them with a user's corrected lines
+        to fine-tune the line model."""
         array, _ = self._decode(image, 1.0)
-        return line_bands(segment(array, (self.segmenter or self.classifier).classify), array)
+        seg, level, _ = self._segment(array, (self.segmenter or self.classifier).classify)
+        return line_bands(seg, level)
+
+    def _segment(
+        self, array: np.ndarray, scorer: Scorer
+    ) -> tuple[Segmentation, np.ndarray, np.ndarray | None]:
+        """The segmentation, the image it refers to, and the 2×3 affine map from that image
+        back to `array` (None: `array` itself).
+
+        A page photographed askew is turned level and segmented again, so the line model
+        reads its lines as it reads a level page's. Where the turned page still leans (or
+        holds nothing), the first segmentation stands: its digits were read turned upright.
+        """
+        seg = segment(array, scorer)
+        if not seg.lean or self.lines is None:
+            return seg, array, None
+        level, back = level_region(array, seg)
+        again = segment(level, scorer)
+        if again.lean or not again.lines:
+            return seg, array, None
+        return again, level, back
 
     def _decode(self, image: np.ndarray | bytes, scale: float) -> tuple[np.ndarray, float]:
         """The array to read and how many times the original was shrunk to it."""
@@ -258,24 +285,22 @@ class DigitReader:
         page: int,
     ) -> Reading:
         scorer = (self.segmenter or clf).classify
-        seg = segment(array, scorer)
+        seg, level, back = self._segment(array, scorer)
         if expected_digits is not None:
             seg = constrain(seg, expected_digits, scorer)
         elif self.lines is not None:
-            seg = fit_lines(seg, array, self.lines, scorer)
+            seg = fit_lines(seg, level, self.lines, scorer)
         rescore = self.segmenter is not None and self.segmenter is not clf
         _label(seg.digits, clf, rescore=rescore)
         height, width = (round(s * scale) for s in array.shape[:2])
         digits = []
-        total = seg.scale * scale
         for li, line in enumerate(seg.lines):
             for ni, number in enumerate(line):
                 for c in number:
                     probs, crop = c.scores, c.digit_crop
                     order = np.argsort(probs)[::-1]
                     conf = float(probs[order[0]])
-                    x0, y0 = round(c.x * total), round(c.y * total)
-                    x1, y1 = round(c.x2 * total), round(c.y2 * total)
+                    x0, y0, x1, y1 = _box_in_original(c, seg.scale, back, scale)
                     x0, y0 = max(0, min(x0, width - 1)), max(0, min(y0, height - 1))
                     x1, y1 = max(x0 + 1, min(x1, width)), max(y0 + 1, min(y1, height))
                     digits.append(
@@ -318,6 +343,48 @@ def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> N
         if c.line_probs is not None:
             joint = c.scores * c.line_probs
             c.probs = joint / max(float(joint.sum()), 1e-12)
+
+
+def level_region(
+    image: np.ndarray, seg: Segmentation, margin: float = LEVEL_MARGIN
+) -> tuple[np.ndarray, np.ndarray]:
+    """The region around `seg`'s digits, turned level (by -`seg.lean` degrees), and the
+    2×3 affine map from it back to `image`.
+
+    Only the writing and `margin` digit heights around it are turned: the picture's own
+    edges, turned, would be slanted strokes beside the digits.
+    """
+    cands = seg.digits
+    corners = (
+        np.array(
+            [p for c in cands for p in ((c.x, c.y), (c.x2, c.y), (c.x, c.y2), (c.x2, c.y2))],
+            np.float64,
+        )
+        * seg.scale
+    )
+    pad = margin * float(np.median([c.h for c in cands])) * seg.scale
+    m = cv2.getRotationMatrix2D((0.0, 0.0), -seg.lean, 1.0)
+    level = corners @ m[:, :2].T + m[:, 2]
+    x0, y0 = level.min(axis=0) - pad
+    x1, y1 = level.max(axis=0) + pad
+    m[:, 2] -= (x0, y0)
+    size = (max(1, math.ceil(x1 - x0)), max(1, math.ceil(y1 - y0)))
+    out = cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out, cv2.invertAffineTransform(m)
+
+
+def _box_in_original(
+    c: Candidate, seg_scale: float, back: np.ndarray | None, scale: float
+) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of a candidate in the original image's pixels: its working box
+    scaled up, and where the page was turned level, its corners turned back (the box
+    holding them)."""
+    corners = np.array([[c.x, c.y], [c.x2, c.y], [c.x, c.y2], [c.x2, c.y2]], np.float64) * seg_scale
+    if back is not None:
+        corners = corners @ back[:, :2].T + back[:, 2]
+    corners *= scale
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    return round(x0), round(y0), round(x1), round(y1)
 
 
 def _shift(crop: np.ndarray, dx: int, dy: int) -> np.ndarray:
