@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench bot": ("bench_bot", "50 users x 10 photos through a fake Bot API: photos/s, losses"),
     "bench web": ("bench_web", "16 concurrent clients POST photos to `digits web`"),
     "bench db": ("bench_db", "16 concurrent writers vs SQLite and PostgreSQL: rows/s, loss"),
+    "bench thresholds": ("bench_thresholds", "hand-set numbers in vision/segment, per module"),
 }
 
 
