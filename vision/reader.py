@@ -5,12 +5,11 @@ segmentation decides where to split and merge (its thresholds are tuned to that 
 confidences, and it gives two touching digits little confidence as any one digit), and
 the *classifier* reads the digits finally cut. Fine-tuning the classifier (on reader-cut
 crops, on users' corrections) then improves the labels without shifting where digits
-are cut; a digit it reads unsurely is read again at one-pixel shifts (STEADY_BELOW).
-A page photographed askew is turned level around its writing and segmented again, so the
-line model reads it as it reads a level page. `read` is stateless apart from the models,
-so worker threads may share one reader. To swap the classifier, `with_classifier`
-returns a new reader (or assign `reader.classifier`: each `read` picks it up once, at
-its start).
+are cut. A page photographed askew is turned level around its writing and segmented
+again, so the line model reads it as it reads a level page. `read` is stateless apart
+from the models, so worker threads may share one reader. To swap the classifier,
+`with_classifier` returns a new reader (or assign `reader.classifier`: each `read` picks
+it up once, at its start).
 """
 
 from __future__ import annotations
@@ -49,11 +48,6 @@ from vision.segment import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.8
-# A digit the classifier reads at under STEADY_BELOW is read again at four one-pixel
-# shifts and the five readings are averaged: centring by centre of mass rounds to whole
-# pixels, and an unsure reading can hinge on that pixel (measured in BENCHMARKS.md).
-STEADY_BELOW = 0.7
-_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 # A page photographed askew is turned level around its writing and this many digit
 # heights beyond it (`level_region`), and segmented again.
 LEVEL_MARGIN = 1.0
@@ -321,11 +315,10 @@ class DigitReader:
 
 
 def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> None:
-    """The classifier's final probabilities for the digits cut (at most two batched calls).
+    """The classifier's final probabilities for the digits cut (at most one batched call).
 
-    With `rescore`, every digit is classified again (the segmenter scored the cuts);
-    then the unsure ones are read at one-pixel shifts too (STEADY_BELOW). Where the line
-    model read the digit too, the two readings are multiplied.
+    With `rescore`, every digit is classified again (the segmenter scored the cuts).
+    Where the line model read the digit too, the two readings are multiplied.
     """
     if not digits:
         return
@@ -333,12 +326,6 @@ def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> N
         crops = np.stack([c.digit_crop for c in digits])
         for c, probs in zip(digits, clf.classify(crops), strict=True):
             c.probs = probs
-    weak = [c for c in digits if c.confidence < STEADY_BELOW]
-    if weak:
-        shifted = [_shift(c.digit_crop, dx, dy) for c in weak for dx, dy in _SHIFTS]
-        readings = clf.classify(np.stack(shifted)).reshape(len(weak), len(_SHIFTS), -1)
-        for c, probs in zip(weak, readings, strict=True):
-            c.probs = (c.scores + probs.sum(axis=0)) / (1 + len(_SHIFTS))
     for c in digits:  # two independent readings of the same digit: multiply and renormalise
         if c.line_probs is not None:
             joint = c.scores * c.line_probs
@@ -385,12 +372,6 @@ def _box_in_original(
     corners *= scale
     (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
     return round(x0), round(y0), round(x1), round(y1)
-
-
-def _shift(crop: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """The 28×28 crop moved by whole pixels, black where it moved away from."""
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
-    return cv2.warpAffine(crop, m, (crop.shape[1], crop.shape[0]), borderValue=0)
 
 
 def _check_array(image: np.ndarray) -> np.ndarray:

@@ -418,50 +418,6 @@ def test_segmenter_cuts_and_classifier_labels(reader, clear_digits) -> None:
     assert shifted.crops > 4  # without a segmenter the classifier scores every candidate
 
 
-_CROP = np.zeros((28, 28), np.uint8)
-_CROP[8:20, 12:16] = 255
-
-
-class _MovedReadsFive:
-    """Reads `_CROP` as a 3 at 0.6 and any other crop as a 5 at 0.91, recording its batches."""
-
-    def __init__(self) -> None:
-        self.batches: list[np.ndarray] = []
-
-    def classify(self, x: np.ndarray) -> np.ndarray:
-        self.batches.append(x.copy())
-        out = np.full((len(x), 10), 0.01, np.float32)
-        centred = (x == _CROP).all(axis=(1, 2))
-        out[centred, 3] = 0.6
-        out[~centred, 5] = 0.91
-        return out
-
-
-@pytest.mark.parametrize("rescore", [False, True])
-def test_unsure_digits_are_read_again_at_one_pixel_shifts(rescore: bool) -> None:
-    """An unsure digit's reading is averaged with four one-pixel shifts of its crop; a
-    sure digit is left alone. With a separate segmenter every digit is rescored first."""
-    from vision.reader import _label
-    from vision.segment import Candidate
-
-    sure, unsure = (Candidate(0, 0, 4, 12, np.ones((12, 4), bool), crop=_CROP) for _ in "ab")
-    sure.probs = np.eye(10, dtype=np.float32)[1] * 0.95
-    unsure.probs = np.eye(10, dtype=np.float32)[3] * 0.6
-    clf = _MovedReadsFive()
-    _label([sure, unsure], clf, rescore=rescore)  # type: ignore[arg-type]
-    moved = {bytes(np.roll(_CROP, k, axis=a)) for k in (-1, 1) for a in (0, 1)}
-    assert {bytes(c) for c in clf.batches[-1]} == moved
-    assert int(np.argmax(unsure.probs)) == 5
-    first = 0.01 if rescore else 0.0  # what its first reading left on the 5
-    assert unsure.confidence == pytest.approx((first + 4 * 0.91) / 5)
-    if rescore:  # both rescored as an unsure 3 in one call, then both read again
-        assert [len(b) for b in clf.batches] == [2, 8]
-        assert int(np.argmax(sure.probs)) == 5
-    else:
-        assert [len(b) for b in clf.batches] == [4]
-        assert int(np.argmax(sure.probs)) == 1 and sure.confidence == pytest.approx(0.95)
-
-
 def test_annotate_and_encode(reader, clear_digits) -> None:
     img = render("42", clear_digits)
     reading = reader.read(img)

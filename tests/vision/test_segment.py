@@ -42,26 +42,6 @@ def test_rims_of_dark_regions_are_dropped_but_not_strokes_beside_them() -> None:
     assert drop_rims([rim, stroke], light, 50.0) == [stroke]
 
 
-def test_unsure_shapes_cut_by_the_border_are_dropped() -> None:
-    from vision.segment.filters import drop_unsure_at_border
-
-    ink = np.zeros((100, 200), np.float32)
-
-    def scorer(sure: float):
-        def score(crops: np.ndarray) -> np.ndarray:
-            p = np.full((len(crops), 10), (1 - sure) / 9, np.float32)
-            p[:, 1] = sure
-            return p
-
-        return score
-
-    inside, edge = _solid(90, 30, 10, 30), _solid(190, 30, 10, 30)
-    assert drop_unsure_at_border([inside, edge], ink, scorer(0.4)) == [inside]
-    assert inside.probs is None  # only shapes at the border are classified early
-    edge, bottom = _solid(190, 30, 10, 30), _solid(20, 70, 10, 30)
-    assert drop_unsure_at_border([edge, bottom], ink, scorer(0.9)) == [edge, bottom]
-
-
 def test_a_rule_remnant_is_not_merged_into_the_digit_above() -> None:
     """A 5's hat joins the 5; a hairline longer than a digit under it does not."""
     from vision.segment.filters import merge_fragments
@@ -394,25 +374,6 @@ def test_a_shape_read_surely_as_one_digit_is_cut_only_for_far_better_pieces(
     assert len(split_best(shape, ink, scorer)) == pieces
 
 
-@pytest.mark.parametrize(("half_width", "kept"), [(3, True), (7, False)])
-def test_a_faint_shape_twice_as_bold_as_the_pen_is_dropped(half_width: int, kept: bool) -> None:
-    """The edge of a hard shadow, divided by its background, leaves a band at about 0.7
-    of the pen's ink and far bolder than its strokes; a faint digit keeps the pen's width."""
-    from vision.segment.filters import drop_faint
-
-    ink = np.zeros((80, 200), np.float32)
-    pen = []
-    for x in (10, 40, 70):
-        ink[10:50, x : x + 6] = 1.0  # the writing: strokes 6 px wide
-        pen.append(_solid(x, 10, 6, 40))
-    w = 2 * half_width
-    ink[10:60, 120 : 120 + w] = 0.7
-    band = _solid(120, 10, w, 50)
-    out = drop_faint([*pen, band], ink)
-    assert out[:3] == pen
-    assert (band in out) == kept
-
-
 def _open_four(ink: np.ndarray) -> tuple[Candidate, Candidate]:
     """Draw a 4 with an open top in two fragments, an "L" and its stem; (L, stem) as read."""
     ink[30:50, 2:6] = ink[46:50, 2:30] = 1.0  # the left arm and the bar: an "L"
@@ -487,34 +448,6 @@ def test_two_short_strokes_one_above_the_other_are_merged(piece_h: int, merged: 
     assert (len(out) == 1) == merged
     if merged:
         assert (out[0].x, out[0].y, out[0].w, out[0].h) == (10, 5, 45, 2 * piece_h + 3)
-
-
-@pytest.mark.parametrize(("reads_as_digit", "kept"), [(0.95, True), (0.5, False)])
-def test_a_shape_far_bolder_than_the_writing_stays_if_it_reads_as_a_digit(
-    reads_as_digit: float, kept: bool
-) -> None:
-    """A bold blob among thin strokes (a stain, a shadow) is dropped, unless the classifier
-    reads it surely as a digit (one traced twice, its loop filled in)."""
-    from vision.segment.filters import drop_blobs
-
-    ink = np.zeros((60, 200), np.float32)
-    thin = []
-    for x in (10, 40, 70):
-        ink[10:50, x : x + 4] = 1.0  # strokes 4 px wide
-        thin.append(Candidate(x, 10, 4, 40, np.ones((40, 4), bool)))
-    yy, xx = np.mgrid[:40, :30]
-    disc = (yy - 20) ** 2 + (xx - 15) ** 2 <= 14**2  # 28 px across: 7 times bolder
-    ink[10:50, 120:150][disc] = 1.0
-    bold = Candidate(120, 10, 30, 40, disc)
-
-    def scorer(x: np.ndarray) -> np.ndarray:
-        probs = np.full((len(x), 10), (1 - reads_as_digit) / 9, np.float32)
-        probs[:, 0] = reads_as_digit
-        return probs
-
-    out = drop_blobs([*thin, bold], 40.0, ink, scorer)
-    assert out[:3] == thin
-    assert (bold in out) == kept
 
 
 @pytest.mark.parametrize("ring_ink", [0.8, 0.2])

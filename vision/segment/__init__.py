@@ -24,22 +24,21 @@ The steps, each answering something real photos contain:
 4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
    that join two removed lines), and the strokes they crossed are reconnected; on lines
    printed lighter than the pen, the pen's own strokes are kept.
-5. A shape far too tall for a digit keeps only its ink as firm as the pen's (a digit
-   joined to a shadow's edge). Components are filtered by size relative to the median
-   digit height and by ink (far fainter than the writing, or fainter and bolder: a
-   shadow's wedge; a far bolder shape only if it does not read as a digit), fragments are
-   merged (the hat of a 5, a broken 4; not two small digits in a column, nor a remnant
-   of a rule). The rim of a dark region (the desk at a torn paper edge) is dropped, as is
-   an unreadable shape cut by the image's border. Touching digits are split along
-   cut paths through the faintest ink into the sequence of pieces the classifier scores
-   best (dynamic programming; the thinnest cuts are tried first; the reader's segmenter
-   knows a touching pair as "not one digit", so such a shape rarely wins whole, and a
-   shape it reads surely as one digit is cut only into far surer pieces), and
-   digits are chained into lines by their neighbours, each line followed along its own
-   slope, so slanted lines survive the gap between two numbers; a large gap or a removed
-   wall separates two numbers on one line. A page whose lines lean by DESKEW_MIN degrees
-   or more is photographed askew: its short lines are chained again along its slope and
-   every digit is read turned upright.
+5. A shape far too tall for a digit keeps only its ink as firm as the pen's (a digit joined
+   to a shadow's edge). Components are filtered by size relative to the median digit height
+   and by ink (far fainter than the writing, or fainter and bolder: a shadow's wedge),
+   fragments are merged (the hat of a 5, a broken 4; not two small digits in a column, nor
+   a remnant of a rule). The rim of a dark region (the desk at a torn paper edge) is
+   dropped. A bold stain or a shape cut by the image's border is kept: the reader's line
+   model decides whether it is a digit. Touching digits are split along cut paths through
+   the faintest ink into the sequence of pieces the classifier scores best (dynamic
+   programming; the thinnest cuts are tried first; the reader's segmenter knows a touching
+   pair as "not one digit", so such a shape rarely wins whole, and a shape it reads surely
+   as one digit is cut only into far surer pieces), and digits are chained into lines by
+   their neighbours, each line followed along its own slope, so slanted lines survive the
+   gap between two numbers; a large gap or a removed wall separates two numbers on one
+   line. A page whose lines lean by DESKEW_MIN degrees or more is photographed askew: its
+   short lines are chained again along its slope and every digit is read turned upright.
 
 The modules follow the steps: `resolution` (1), `ink` (2, 3, and the digit height every
 later size is relative to), `lines` (4), then `filters`, `split` and `layout` (5).
@@ -66,11 +65,9 @@ from vision.segment.candidates import (
     score_turned,
 )
 from vision.segment.filters import (
-    drop_blobs,
     drop_faint,
     drop_noise,
     drop_rims,
-    drop_unsure_at_border,
     firm_parts_of_tall,
     merge_fragments,
 )
@@ -123,10 +120,8 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     cands = [c for c in cands if c.h >= 0.25 * digit_h or c.w >= 0.25 * digit_h]
     cands = merge_fragments(cands, digit_h)
     cands = drop_noise(cands, digit_h, clean.shape)
-    cands = drop_blobs(cands, digit_h, ink, scorer)
     cands = drop_faint(cands, ink)
     cands = drop_rims(cands, work, digit_h)
-    cands = drop_unsure_at_border(cands, ink, scorer)
     if not cands:
         return Segmentation([], scale, ink, clean)
     digit_h = float(np.median([c.h for c in cands]))

@@ -6,22 +6,12 @@ import cv2
 import numpy as np
 
 from vision.normalize import quantile
-from vision.segment.candidates import (
-    Candidate,
-    Scorer,
-    candidates_from_mask,
-    merge,
-    score_candidates,
-)
+from vision.segment.candidates import Candidate, candidates_from_mask, merge
 
-# A shape cut by the image's border is kept only if the classifier is at least this sure.
-BORDER_MIN_CONFIDENCE = 0.5
 # The rim of a dark region, not a stroke: in a band around the shape, more than
 # RIM_MAX_ALIKE of the pixels are within RIM_ALIKE of the way from its ink to the paper.
 RIM_ALIKE = 0.1
 RIM_MAX_ALIKE = 0.38
-# A shape far bolder than the writing is kept only if the classifier is at least this sure.
-BOLD_MIN_CONFIDENCE = 0.9
 # A shape more than TALL digit heights tall is not one digit. It may hold one (a digit
 # joined to a shadow's edge) where its ink is about as strong as the writing elsewhere
 # (PEN_STRENGTH of it): its parts at least FIRM_PART as strong as its strongest ink.
@@ -57,7 +47,6 @@ def _fragment_pair(cands: list[Candidate], digit_h: float) -> tuple[int, int] | 
     overlap = overlap / np.maximum(1, np.minimum.outer(w, w))  # of the narrower box
     gap = np.maximum.outer(y, y) - np.minimum.outer(y2, y2)
     union_h = np.maximum.outer(y2, y2) - np.minimum.outer(y, y)
-    union_w = np.maximum.outer(x2, x2) - np.minimum.outer(x, x)
     shorter = np.minimum.outer(h, h)
     # A hairline longer than a digit is tall is what is left of a ruled line or an
     # underline: merged into the digits above it like the hat of a 5, it turns "79" into 3.
@@ -66,7 +55,6 @@ def _fragment_pair(cands: list[Candidate], digit_h: float) -> tuple[int, int] | 
     ok &= (gap <= 0.35 * digit_h) & (union_h <= 1.4 * digit_h)
     # Two small digits in a column, with a clear gap between:
     ok &= ~((gap > 0.15 * digit_h) & (shorter > 0.45 * digit_h))
-    ok &= ~((union_w > 1.1 * union_h) & (shorter > 0.5 * digit_h))
     np.fill_diagonal(ok, False)
     rows = np.nonzero(ok.any(axis=1))[0]
     if not rows.size:
@@ -127,13 +115,11 @@ def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -
     for c in cands:
         if c.h < 0.4 * digit_h:
             continue  # specks, dashes, dots
-        if c.h > 3.0 * digit_h and c.w < 0.2 * c.h:
-            continue  # a leftover vertical rule
         edge = _at_border(c, shape)
         if edge and (c.h > 2.0 * digit_h or c.w > 4.0 * digit_h):
             continue  # the table or the dark margin beyond the paper
         if c.h > TALL * digit_h:
-            continue  # a shadow edge, a fold, a long stroke: far too tall for a digit
+            continue  # a shadow edge, a fold, a leftover rule: far too tall for a digit
         if edge and (c.w > 8 * c.h or c.h > 12 * c.w):
             continue  # a thin remnant of a frame at the border
         if edge and c.h <= 0.6 * digit_h and c.w <= 0.6 * digit_h:
@@ -146,28 +132,6 @@ def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -
             continue  # a solid blob: a shadow or a stain, not a stroke
         out.append(c)
     return out
-
-
-def drop_blobs(
-    cands: list[Candidate], digit_h: float, ink: np.ndarray, scorer: Scorer
-) -> list[Candidate]:
-    """Drop shapes far bolder than the writing's strokes: shadows, stains, the table.
-
-    A digit can be that bold too (traced twice, its loop filled in): one the classifier
-    reads at least BOLD_MIN_CONFIDENCE sure is kept.
-    """
-    if len(cands) < 2:
-        return cands
-    widths = [c.half_width for c in cands]
-    typical = float(np.median(widths))
-    bold = [
-        c for c, w in zip(cands, widths, strict=True) if w > 2.5 * typical and w > 0.08 * digit_h
-    ]
-    if not bold:
-        return cands
-    score_candidates(bold, ink, scorer)
-    gone = {id(c) for c in bold if c.confidence < BOLD_MIN_CONFIDENCE}
-    return [c for c in cands if id(c) not in gone]
 
 
 def drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
@@ -191,26 +155,8 @@ def drop_faint(cands: list[Candidate], ink: np.ndarray) -> list[Candidate]:
             continue
         if s < 0.65 * typical and w > 1.1 * typical_width:
             continue  # a shadow's wedge
-        if s < 0.75 * typical and w > 2.0 * typical_width:
-            continue  # a hard shadow's edge, twice as bold as the pen
         out.append(c)
     return out
-
-
-def drop_unsure_at_border(
-    cands: list[Candidate], ink: np.ndarray, scorer: Scorer
-) -> list[Candidate]:
-    """Drop shapes cut by the image's border that the classifier cannot read.
-
-    What the frame cuts is the paper's torn edge against the desk, or a digit only partly
-    in view; a digit that fills a tight crop still reads with confidence.
-    """
-    at_border = [c for c in cands if _at_border(c, ink.shape)]
-    if not at_border:
-        return cands
-    score_candidates(at_border, ink, scorer)
-    unsure = {id(c) for c in at_border if c.confidence < BORDER_MIN_CONFIDENCE}
-    return [c for c in cands if id(c) not in unsure]
 
 
 def drop_rims(cands: list[Candidate], image: np.ndarray, digit_h: float) -> list[Candidate]:
