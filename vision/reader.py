@@ -39,7 +39,6 @@ from vision.segment import (
     digit_gap,
     merge,
     score_candidates,
-    score_turned,
     segment,
     split_best,
     split_numbers,
@@ -215,12 +214,12 @@ class DigitReader:
         """The segmentation, the image it refers to, and the 2×3 affine map from that image
         back to `array` (None: `array` itself).
 
-        A page photographed askew is turned level and segmented again, so the line model
-        reads its lines as it reads a level page's. Where the turned page still leans (or
-        holds nothing), the first segmentation stands: its digits were read turned upright.
+        A page photographed askew is turned level and segmented again, so its lines are
+        chained, its digits cut and read, and the line model reads it as on a level page.
+        Where the turned page still leans (or holds nothing), the first segmentation stands.
         """
         seg = segment(array, scorer)
-        if not seg.lean or self.lines is None:
+        if not seg.lean:
             return seg, array, None
         level, back = level_region(array, seg)
         again = segment(level, scorer)
@@ -425,10 +424,8 @@ def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
             merged = merge(ordered[i], ordered[i + 1])
             cands = [*ordered[:i], merged, *ordered[i + 2 :]]
         score_candidates(cands, seg.ink, scorer)
-    if seg.lean:  # read upright, as `segment` read the page's other digits
-        score_turned(cands, seg.ink, scorer, -seg.lean)
     median_h = float(np.median([c.h for c in cands]))
-    lines = chain_lines(cands, median_h, seg.lean)
+    lines = chain_lines(cands, median_h)
     gap = digit_gap(lines)
     grouped = [split_numbers(line, np.zeros_like(seg.mask), gap) for line in lines]
     return Segmentation(grouped, seg.scale, seg.ink, seg.mask, seg.lean)

@@ -623,37 +623,6 @@ def test_page_lean_is_measured_on_the_lines(degrees: float) -> None:
     assert page_lean([lines[0][:2], lines[1]], 40.0) == 0.0  # too short to tell
 
 
-def test_a_turned_crop_is_the_upright_digit(clear_digits) -> None:
-    """Turning a digit of a page photographed 15° askew back gives nearly the upright crop."""
-    from vision.segment.candidates import crop_for
-
-    def cut(img: np.ndarray, turn: float = 0.0) -> np.ndarray:
-        ink = img.astype(np.float32) / 255.0
-        ys, xs = np.nonzero(ink > 0.1)
-        x, y, w, h = xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
-        cand = Candidate(int(x), int(y), int(w), int(h), ink[y : y + h, x : x + w] > 0.1)
-        return crop_for(cand, ink, turn).astype(np.float32)
-
-    digit = cv2.resize(clear_digits[4], (112, 112), interpolation=cv2.INTER_CUBIC)
-    page = cv2.copyMakeBorder(digit, 60, 60, 60, 60, cv2.BORDER_CONSTANT, value=0)
-    m = cv2.getRotationMatrix2D((115.5, 115.5), 15, 1.0)
-    askew = cv2.warpAffine(page, m, page.shape[::-1], flags=cv2.INTER_LINEAR)
-    upright = cut(page)
-    assert np.abs(cut(askew, -15) - upright).mean() < 0.5 * np.abs(cut(askew) - upright).mean()
-
-
-def test_lines_askew_are_ordered_where_they_start() -> None:
-    """On a page turned 12° clockwise a long line falls far to the right: its middle lies
-    lower than a short line below its start, which still comes after it."""
-    from vision.segment.layout import chain_lines
-
-    slope = np.tan(np.radians(12))
-    long_line = _sloped_line(20, 100, slope, list(range(20, 800, 34)))
-    short_line = _sloped_line(20, 170, slope, [20, 54, 88])
-    lines = chain_lines(short_line + long_line, 40.0, lean=-12.0)
-    assert [len(line) for line in lines] == [len(long_line), 3]
-
-
 def _row(lefts: list[int], y: int = 100, w: int = 28, h: int = 40) -> list[Candidate]:
     return [_solid(x, y, w, h) for x in lefts]
 

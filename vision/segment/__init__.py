@@ -38,7 +38,8 @@ The steps, each answering something real photos contain:
    their neighbours, each line followed along its own slope, so slanted lines survive the
    gap between two numbers; a large gap or a removed wall separates two numbers on one
    line. A page whose lines lean by DESKEW_MIN degrees or more is photographed askew: its
-   short lines are chained again along its slope and every digit is read turned upright.
+   lean is returned (`Segmentation.lean`), and the reader turns its writing level and
+   segments it again.
 
 The modules follow the steps: `resolution` (1), `ink` (2, 3, and the digit height every
 later size is relative to), `lines` (4), then `filters`, `split` and `layout` (5).
@@ -62,7 +63,6 @@ from vision.segment.candidates import (
     candidates_from_mask,
     merge,
     score_candidates,
-    score_turned,
 )
 from vision.segment.filters import (
     drop_faint,
@@ -93,7 +93,6 @@ __all__ = [
     "digit_gap",
     "merge",
     "score_candidates",
-    "score_turned",
     "segment",
     "split_best",
     "split_numbers",
@@ -133,9 +132,6 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     lean = page_lean(lines, digit_h)
     if abs(lean) < DESKEW_MIN:
         lean = 0.0  # level, or handwriting's own wobble
-    else:  # a page photographed askew
-        lines = chain_lines(cands, digit_h, lean)  # short lines lean with it too
-        score_turned(cands, ink, scorer, -lean)  # digits read upright
     gap = digit_gap(lines)
     grouped = [split_numbers(line, walls, gap) for line in lines]
     return Segmentation(grouped, scale, ink, clean, lean)

@@ -86,7 +86,7 @@ class Segmentation:
     scale: float  # original pixel = working pixel × scale
     ink: np.ndarray = field(repr=False)  # float32 working-resolution ink map
     mask: np.ndarray = field(repr=False)  # bool working-resolution cleaned ink mask
-    lean: float = 0.0  # degrees the page leans counter-clockwise, when its digits were turned
+    lean: float = 0.0  # degrees the page leans counter-clockwise (0: level; see DESKEW_MIN)
 
     @property
     def digits(self) -> list[Candidate]:
@@ -112,11 +112,8 @@ def merge(a: Candidate, b: Candidate) -> Candidate:
     return Candidate(x, y, x2 - x, y2 - y, m)
 
 
-def crop_for(cand: Candidate, ink: np.ndarray, turn: float = 0.0) -> np.ndarray:
-    """MNIST-normalised 28×28 crop of one candidate: its soft ink under its (grown) mask.
-
-    `turn`: degrees to rotate the digit counter-clockwise first (a page photographed askew).
-    """
+def crop_for(cand: Candidate, ink: np.ndarray) -> np.ndarray:
+    """MNIST-normalised 28×28 crop of one candidate: its soft ink under its (grown) mask."""
     pad = 2
     H, W = ink.shape
     x0, y0 = max(0, cand.x - pad), max(0, cand.y - pad)
@@ -127,29 +124,7 @@ def crop_for(cand: Candidate, ink: np.ndarray, turn: float = 0.0) -> np.ndarray:
     region = ink[y0:y1, x0:x1] * m
     # Soft ink values, stretched so firm strokes saturate like MNIST's.
     region = saturate(region, floor=0.05)
-    if turn:
-        region = _rotated(region, turn)
     return normalize_digit(region)
-
-
-def _rotated(img: np.ndarray, degrees: float) -> np.ndarray:
-    """`img` rotated counter-clockwise about its centre, on a canvas that holds all of it."""
-    h, w = img.shape
-    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
-    cos, sin = abs(m[0, 0]), abs(m[0, 1])
-    new_w, new_h = int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos))
-    m[0, 2] += (new_w - w) / 2
-    m[1, 2] += (new_h - h) / 2
-    return cv2.warpAffine(img, m, (new_w, new_h), flags=cv2.INTER_LINEAR, borderValue=0)
-
-
-def score_turned(cands: list[Candidate], ink: np.ndarray, scorer: Scorer, turn: float) -> None:
-    """Crop and score candidates again, each rotated `turn` degrees counter-clockwise."""
-    if not cands:
-        return
-    crops = np.stack([crop_for(c, ink, turn) for c in cands])
-    for c, crop, p in zip(cands, crops, scorer(crops), strict=True):
-        c.crop, c.probs = crop, p
 
 
 def score_candidates(cands: list[Candidate], ink: np.ndarray, scorer: Scorer) -> None:

@@ -14,27 +14,25 @@ MAX_SLOPE = 0.36
 # The slope counts half when the line's digits span SLOPE_SPAN digit heights, fully when
 # they span many more (see `_Line`).
 SLOPE_SPAN = 2.0
-# A page whose lines lean at least this many degrees was photographed askew: its lines are
-# chained again along its slope and its digits read turned upright. Less is handwriting's
-# own wobble, or a page a few degrees off level that reads as well as it is.
+# A page whose lines lean at least this many degrees was photographed askew: the reader
+# turns its writing level and segments it again. Less is handwriting's own wobble, or a
+# page a few degrees off level that reads as well as it is.
 DESKEW_MIN = 6.0
 
 
 class _Line:
     """A line being chained, with the slope its digits' centres give it so far.
 
-    The least-squares slope is shrunk toward the page's (`prior`; level if unknown) while
-    the line is short: two neighbouring digits a handwriting's jitter apart say little
-    about the page's slant, and extrapolated across the gap to the next number they
-    would break the line.
+    The least-squares slope is shrunk toward level while the line is short: two
+    neighbouring digits a handwriting's jitter apart say little about the page's slant,
+    and extrapolated across the gap to the next number they would break the line.
     """
 
-    def __init__(self, c: Candidate, digit_h: float, prior: float) -> None:
+    def __init__(self, c: Candidate, digit_h: float) -> None:
         self.digits: list[Candidate] = []
         self._sums = [0.0] * 5  # n, Σx, Σy, Σx², Σxy of the digits' centres
         self._trust = (SLOPE_SPAN * digit_h) ** 2
-        self._prior = prior
-        self.slope = prior
+        self.slope = 0.0
         self.add(c)
 
     def add(self, c: Candidate) -> None:
@@ -47,19 +45,17 @@ class _Line:
             return
         slope = (n * sxy - sx * sy) / spread
         span2 = 4.0 * spread / (n * n)  # 4 × their variance: two digits' distance, squared
-        slope = self._prior + (slope - self._prior) * span2 / (span2 + self._trust)
+        slope *= span2 / (span2 + self._trust)
         self.slope = max(-MAX_SLOPE, min(MAX_SLOPE, slope))
 
 
-def chain_lines(cands: list[Candidate], digit_h: float, lean: float = 0.0) -> list[list[Candidate]]:
+def chain_lines(cands: list[Candidate], digit_h: float) -> list[list[Candidate]]:
     """Chain digits into lines by nearest right-hand neighbour at the height the line runs at.
 
     The height expected is the last digit's, moved along the line's slope so far: on a
     page photographed at a slant a line climbs or falls steadily, and across a wide gap
-    between two numbers it has moved by more than a fixed tolerance allows. `lean`: the
-    page's lean in degrees counter-clockwise (`page_lean`), the slope a line starts from.
+    between two numbers it has moved by more than a fixed tolerance allows.
     """
-    prior = -float(np.tan(np.radians(lean)))  # image rows grow downward
     lines: list[_Line] = []
     for c in sorted(cands, key=lambda c: c.x):
         best, best_cost = None, None
@@ -78,13 +74,11 @@ def chain_lines(cands: list[Candidate], digit_h: float, lean: float = 0.0) -> li
             if best_cost is None or cost < best_cost:
                 best, best_cost = line, cost
         if best is None:
-            lines.append(_Line(c, digit_h, prior))
+            lines.append(_Line(c, digit_h))
         else:
             best.add(c)
-    # In reading order: by height where the page's lean carries each line to its left edge
-    # (a long line askew reaches far below a short one above it on the left).
     ordered = [line.digits for line in lines]
-    ordered.sort(key=lambda digits: float(np.median([c.cy - prior * c.cx for c in digits])))
+    ordered.sort(key=lambda digits: float(np.median([c.cy for c in digits])))  # top to bottom
     return ordered
 
 
