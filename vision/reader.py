@@ -427,5 +427,5 @@ def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
     median_h = float(np.median([c.h for c in cands]))
     lines = chain_lines(cands, median_h)
     gap = digit_gap(lines)
-    grouped = [split_numbers(line, np.zeros_like(seg.mask), gap) for line in lines]
+    grouped = [split_numbers(line, gap) for line in lines]
     return Segmentation(grouped, seg.scale, seg.ink, seg.mask, seg.lean)

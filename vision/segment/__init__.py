@@ -19,13 +19,12 @@ The steps, each answering something real photos contain:
    inverted.
 3. Two thresholds with hysteresis: a firm one finds strokes, a softer one recovers their
    faint parts. Faint lines that join into a net over the page (squared paper, a form,
-   photographed at a slant) are thresholded again between their ink and the pen's; the
-   lines dropped still separate the numbers in a form's cells.
-4. Ruled lines, table lines and box walls are removed (long thin runs, and short walls
-   that join two removed lines), and the strokes they crossed are reconnected; on lines
-   printed lighter than the pen, the pen's own strokes are kept.
-5. A shape far too tall for a digit keeps only its ink as firm as the pen's (a digit joined
-   to a shadow's edge). Components are filtered by size relative to the median digit height
+   photographed at a slant) are thresholded again between their ink and the pen's.
+4. Ruled lines, table lines and box walls are removed (long thin runs), and the strokes
+   they crossed are reconnected; on lines printed lighter than the pen, the pen's own
+   strokes are kept.
+5. A shape far too tall for a digit keeps only its firmest ink (a digit joined to a
+   shadow's edge). Components are filtered by size relative to the median digit height
    and by ink (far fainter than the writing, or fainter and bolder: a shadow's wedge),
    fragments are merged (the hat of a 5, a broken 4; not two small digits in a column, nor
    a remnant of a rule). The rim of a dark region (the desk at a torn paper edge) is
@@ -36,10 +35,9 @@ The steps, each answering something real photos contain:
    pair as "not one digit", so such a shape rarely wins whole, and a shape it reads surely
    as one digit is cut only into far surer pieces), and digits are chained into lines by
    their neighbours, each line followed along its own slope, so slanted lines survive the
-   gap between two numbers; a large gap or a removed wall separates two numbers on one
-   line. A page whose lines lean by DESKEW_MIN degrees or more is photographed askew: its
-   lean is returned (`Segmentation.lean`), and the reader turns its writing level and
-   segments it again.
+   gap between two numbers; a large gap separates two numbers on one line. A page whose
+   lines lean by DESKEW_MIN degrees or more is photographed askew: its lean is returned
+   (`Segmentation.lean`), and the reader turns its writing level and segments it again.
 
 The modules follow the steps: `resolution` (1), `ink` (2, 3, and the digit height every
 later size is relative to), `lines` (4), then `filters`, `split` and `layout` (5).
@@ -79,7 +77,7 @@ from vision.segment.layout import (
     page_lean,
     split_numbers,
 )
-from vision.segment.lines import open_lines, remove_rules
+from vision.segment.lines import remove_rules
 from vision.segment.resolution import MAX_SIDE, working_image
 from vision.segment.split import merge_checked, split_best, split_touching
 
@@ -108,11 +106,7 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     ink, mask, digit_h = layers.ink, layers.mask, layers.digit_h
     if digit_h <= 0:
         return Segmentation([], scale, ink, mask)
-    clean, walls = remove_rules(mask, digit_h, ink)
-    if layers.faint_lines.any():
-        # A faint grid's cell walls still part the numbers in them (a form, a table).
-        upright = open_lines(layers.faint_lines.astype(np.uint8), round(0.8 * digit_h), 1)
-        walls = walls | upright.astype(bool)
+    clean = remove_rules(mask, digit_h, ink)
     cands = candidates_from_mask(clean)
     digit_h = typical_height(clean) or digit_h
     cands = firm_parts_of_tall(cands, digit_h, ink)
@@ -124,14 +118,12 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     if not cands:
         return Segmentation([], scale, ink, clean)
     digit_h = float(np.median([c.h for c in cands]))
-    narrow = [c.w for c in cands if c.w < c.h]
-    digit_w = float(np.median(narrow)) if narrow else 0.7 * digit_h
-    cands = split_touching(cands, digit_w, ink, scorer)  # every candidate comes back scored
+    cands = split_touching(cands, ink, scorer)  # every candidate comes back scored
     cands = merge_checked(cands, digit_h, ink, scorer)
     lines = chain_lines(cands, digit_h)
     lean = page_lean(lines, digit_h)
     if abs(lean) < DESKEW_MIN:
         lean = 0.0  # level, or handwriting's own wobble
     gap = digit_gap(lines)
-    grouped = [split_numbers(line, walls, gap) for line in lines]
+    grouped = [split_numbers(line, gap) for line in lines]
     return Segmentation(grouped, scale, ink, clean, lean)

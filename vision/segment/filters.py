@@ -13,10 +13,8 @@ from vision.segment.candidates import Candidate, candidates_from_mask, merge
 RIM_ALIKE = 0.1
 RIM_MAX_ALIKE = 0.38
 # A shape more than TALL digit heights tall is not one digit. It may hold one (a digit
-# joined to a shadow's edge) where its ink is about as strong as the writing elsewhere
-# (PEN_STRENGTH of it): its parts at least FIRM_PART as strong as its strongest ink.
+# joined to a shadow's edge): its parts at least FIRM_PART as strong as its strongest ink.
 TALL = 3.0
-PEN_STRENGTH = 0.7
 FIRM_PART = 0.5
 
 
@@ -77,20 +75,14 @@ def firm_parts_of_tall(cands: list[Candidate], digit_h: float, ink: np.ndarray) 
     digit it touches becomes part of a shape several digits tall, which `drop_noise`
     drops whole. The pen's ink is several times stronger than the band's, so such a
     shape is replaced by its parts drawn at least FIRM_PART as strongly as its strongest
-    ink, when that is about as strong as the writing elsewhere (PEN_STRENGTH of it). A
-    shadow's edge on its own is left whole, for `drop_noise`.
+    ink. A shadow's edge on its own stays about as tall, for `drop_noise`.
     """
     tall = [c for c in cands if c.h > TALL * digit_h]
-    others = [c for c in cands if 0.4 * digit_h <= c.h <= TALL * digit_h]
-    if not tall or not others:
+    if not tall:
         return cands
-    writing = float(np.median([_strength(c, ink, 0.9) for c in others]))
     out = [c for c in cands if c.h <= TALL * digit_h]
     for c in tall:
         strongest = _strength(c, ink, 0.98)
-        if strongest < PEN_STRENGTH * writing:
-            out.append(c)
-            continue
         firm = c.mask & (ink[c.y : c.y2, c.x : c.x2] > FIRM_PART * strongest)
         for part in candidates_from_mask(firm):
             out.append(Candidate(c.x + part.x, c.y + part.y, part.w, part.h, part.mask))

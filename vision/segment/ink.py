@@ -43,7 +43,6 @@ class InkLayers(NamedTuple):
     mask: np.ndarray  # thresholded ink (bool)
     writing: np.ndarray  # the mask without long lines, for size estimates
     digit_h: float  # typical digit height in pixels (0: no writing found)
-    faint_lines: np.ndarray  # a faint grid's lines, taken out of the mask (bool)
 
 
 def ink_and_mask(image: np.ndarray, digit_h: float) -> InkLayers:
@@ -67,9 +66,9 @@ def ink_and_mask(image: np.ndarray, digit_h: float) -> InkLayers:
 def _ink_pass(image: np.ndarray, kernel: int) -> InkLayers:
     """One pass of `ink_and_mask` with a given background kernel."""
     ink = ink_map(image, kernel)
-    mask, faint = threshold_ink(ink)
+    mask = threshold_ink(ink)
     writing = long_lines(mask)
-    return InkLayers(ink, mask, writing, typical_height(writing, ink), faint)
+    return InkLayers(ink, mask, writing, typical_height(writing, ink))
 
 
 def _background(channel: np.ndarray, dark_ink: bool, kernel: int) -> np.ndarray:
@@ -175,21 +174,19 @@ def _otsu(values: np.ndarray) -> float:
     return cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[0] / 255.0
 
 
-def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, faint lines): hysteresis, components of a soft mask that hold firm ink.
+def threshold_ink(ink: np.ndarray) -> np.ndarray:
+    """The ink mask: hysteresis, components of a soft mask that hold firm ink.
 
     The faint lines of squared paper or of a form, once thresholded, join into one net
     spanning the page with the writing caught in it; no line filter then finds them (a
     slanted page bends every line) and the net sets every size estimate. Within such a
-    net a second threshold, between the lines' ink and the pen's, keeps the writing; the
-    lines it drops are returned, as they still separate the numbers in a form's cells.
+    net a second threshold, between the lines' ink and the pen's, keeps the writing.
     """
     hi = float(np.clip(_otsu(ink), 0.18, 0.45))
     soft = (ink > max(0.09, hi * 0.5)).astype(np.uint8)
     n, labels, stats = components(soft)
     firm = labels_holding(labels, n, ink > hi)
     mask = select(labels, stats, firm)
-    faint = np.zeros_like(mask)
     H, W = mask.shape
     box = stats[:, 2] * stats[:, 3]
     # A net covers much of the page yet little of its own box.
@@ -201,8 +198,7 @@ def threshold_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             continue  # no fainter majority: the shape is writing
         kept = holding(net & (ink > 0.75 * t), net & (ink > t))
         mask[net] = kept[net]
-        faint |= net & ~kept
-    return mask, faint
+    return mask
 
 
 def _bold_and_tall(labels: np.ndarray, stats: np.ndarray, ok: np.ndarray) -> np.ndarray:

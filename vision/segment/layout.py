@@ -115,10 +115,8 @@ def digit_gap(lines: list[list[Candidate]]) -> float | None:
     return float(np.percentile(gaps, 25, method="lower" if len(gaps) <= 3 else "linear"))
 
 
-def split_numbers(
-    line: list[Candidate], walls: np.ndarray, page_gap: float | None = None
-) -> list[list[Candidate]]:
-    """Cut a line into numbers at large gaps or at removed walls between digits.
+def split_numbers(line: list[Candidate], page_gap: float | None = None) -> list[list[Candidate]]:
+    """Cut a line into numbers at large gaps between digits.
 
     A gap is large next to the line's own digit gap, or for a line of three gaps or fewer,
     next to the page's (`digit_gap`): a few gaps tell a line's spacing badly.
@@ -129,21 +127,9 @@ def split_numbers(
     gaps = [b.x - a.x2 for a, b in itertools.pairwise(line)]
     own = float(np.percentile(gaps, 25))
     ref = max(own if page_gap is None or len(gaps) > 3 else page_gap, 0.15 * h)
-    if walls.any():
-        # Squared paper: its lines cross the digits themselves; a table's walls do not.
-        crossed = sum(
-            bool(walls[c.y + c.h // 5 : c.y2 - c.h // 5, c.x + c.w // 5 : c.x2 - c.w // 5].any())
-            for c in line
-        )
-        if crossed > 0.2 * len(line):
-            walls = np.zeros_like(walls)
     numbers = [[line[0]]]
-    for a, b, gap in zip(line[:-1], line[1:], gaps, strict=True):
-        wall = False
-        if gap > 0 and walls.any():
-            y0, y1 = round(min(a.y, b.y)), round(max(a.y2, b.y2))
-            wall = bool(walls[y0:y1, a.x2 : b.x].any())
-        if wall or gap > max(0.6 * h, 3.0 * ref):
+    for b, gap in zip(line[1:], gaps, strict=True):
+        if gap > max(0.6 * h, 3.0 * ref):
             numbers.append([b])
         else:
             numbers[-1].append(b)

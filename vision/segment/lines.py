@@ -58,10 +58,8 @@ def _bridge(clean: np.ndarray, horiz: np.ndarray, vert: np.ndarray, t: int) -> n
     return clean
 
 
-def remove_rules(
-    mask: np.ndarray, digit_h: float, ink: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Remove ruled/table lines and box walls; returns (clean mask, removed vertical walls)."""
+def remove_rules(mask: np.ndarray, digit_h: float, ink: np.ndarray | None = None) -> np.ndarray:
+    """The mask without ruled/table lines and long box walls."""
     m = mask.astype(np.uint8)
     H, W = m.shape
     lh = max(15, round(1.6 * digit_h), W // 6) if digit_h else max(15, W // 4)
@@ -72,41 +70,24 @@ def remove_rules(
     hh, hv = _hough_lines(m, min(lh, lv), digit_h)
     horiz |= hh
     vert |= hv
-    # A line is thin: drop "lines" that are thick blobs (a heavily inked bar of a digit).
+    # The widest a line is: the strokes it crossed are bridged across a little more.
     max_t = max(3, round(0.3 * digit_h)) if digit_h else 3 + H // 20
-    horiz = _thin_only(horiz, max_t, axis=0)
-    vert = _thin_only(vert, max_t, axis=1)
     # Take the blurred fringe of each line too, or slivers beside it survive as "1"s.
     fringe = np.ones((5, 5), np.uint8)
     horiz = cv2.dilate(horiz, fringe) & m
     vert = cv2.dilate(vert, fringe) & m
     lines = (horiz | vert).astype(bool)
     if not lines.any():
-        return mask, np.zeros_like(mask)
+        return mask
     if ink is not None:
         pen = _pen_over_lines(mask, lines, ink)
         lines &= ~pen
         horiz[pen] = 0
         vert[pen] = 0
     clean = mask & ~lines
-    # Short walls of boxes: thin vertical pieces joining two horizontal lines.
-    walls = np.zeros_like(mask)
-    if horiz.any():
-        hb = cv2.dilate(horiz, np.ones((5, 3), np.uint8)).astype(bool)
-        n, labels, stats = components(clean)
-        wall = np.zeros(n, bool)
-        for i in range(1, n):
-            x, y, w, h, _ = stats[i]
-            if h < 4 or w > 0.35 * h:
-                continue
-            top = hb[max(0, y - 2) : y + 2, x : x + w].any()
-            bottom = hb[max(0, y + h - 2) : min(H, y + h + 2), x : x + w].any()
-            wall[i] = top and bottom
-        walls = select(labels, stats, wall)
-        clean &= ~walls
     # Reconnect strokes the lines crossed: close gaps only where ink lies on both sides.
     clean = _bridge(clean, horiz, vert, max(3, max_t + 4))
-    return clean, walls | vert.astype(bool)
+    return clean
 
 
 def _pen_over_lines(mask: np.ndarray, lines: np.ndarray, ink: np.ndarray) -> np.ndarray:

@@ -138,12 +138,9 @@ def cut_columns(weight: np.ndarray, max_cuts: int | None = None) -> list[int]:
 
 
 def _piece_prior(p: Candidate, whole: Candidate) -> float:
-    """Log-score penalty for shapes rarely a digit: a sliver that is not a confident 1; a
-    fragment far shorter than the run; a 1 shorter than a digit (the last two add up)."""
+    """Log-score penalty for shapes rarely a digit: a fragment far shorter than the run; a
+    1 shorter than a digit (the two add up)."""
     one = int(np.argmax(p.probs)) == 1
-    if p.w < 0.15 * whole.h:
-        tall_one = one and p.confidence > 0.9 and p.h > 0.8 * whole.h
-        return 0.0 if tall_one else 0.5
     penalty = 0.0
     if p.h < 0.5 * whole.h:
         penalty += 0.5  # a fragment, not a digit of the run
@@ -164,7 +161,7 @@ def split_best(
 
     Cuts are tried at low-ink columns; every piece between two cuts is classified once (in
     one batch) and the best sequence of pieces is found by dynamic programming. Each extra
-    cut must earn its place, and a very wide shape as one digit is penalised. With `force`,
+    cut must earn its place. With `force`,
     exactly that many pieces (or the whole, if no such cut exists). `max_cuts` limits the
     cuts tried to that many of the thinnest; `scored` carries pieces already classified
     from one call to the next on the same shape.
@@ -218,7 +215,7 @@ def split_best(
                     best[j][n + 1] = (cand_score, [*seq, p])
     if force:
         return best[last][force][1] if force in best[last] else [c]
-    whole = float(np.log(max(c.confidence, 1e-6))) - 0.25 * max(0.0, aspect - 1.1)
+    whole = float(np.log(max(c.confidence, 1e-6)))
     # A cut must earn its place: one wide digit (a 2 with a long base) is common.
     cut_cost = 0.02 + 0.15 * max(0.0, 1.4 - aspect)
     if float(c.scores.sum()) > ONE_DIGIT_MASS and c.confidence >= ONE_DIGIT_CONFIDENCE:
@@ -231,9 +228,7 @@ def split_best(
     return choice
 
 
-def split_touching(
-    cands: list[Candidate], digit_w: float, ink: np.ndarray, scorer: Scorer
-) -> list[Candidate]:
+def split_touching(cands: list[Candidate], ink: np.ndarray, scorer: Scorer) -> list[Candidate]:
     """Split candidates too wide for one digit, or unlike one, where the classifier agrees best.
 
     Most touching digits part at the thinnest columns: those few cuts are tried first
@@ -245,7 +240,7 @@ def split_touching(
     out = []
     for c in cands:
         aspect = c.w / max(1, c.h)
-        wide = aspect > 1.0 or (digit_w > 0 and c.w > 1.6 * digit_w and aspect > 0.75)
+        wide = aspect > 1.0
         pair = aspect > PAIR_ASPECT and float(c.scores.sum()) < PAIR_MASS
         unsure = aspect > UNSURE_ASPECT and c.confidence < UNSURE_CONFIDENCE
         if not (wide or pair or unsure):
@@ -280,7 +275,6 @@ def _mergeable(a: Candidate, b: Candidate, digit_h: float) -> bool:
         gap <= MERGE_GAP * digit_h
         and (v_overlap > 0.3 * min(a.h, b.h) or stacked)
         and union_w <= MERGE_MAX_ASPECT * union_h
-        and (min(a.h, b.h) < 0.75 * union_h or min(a.confidence, b.confidence) < 0.8)
     )
 
 
