@@ -98,9 +98,9 @@ def _strength(c: Candidate, ink: np.ndarray, q: float) -> float:
 def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -> list[Candidate]:
     """Drop shapes that cannot be one digit by their size, shape and place alone.
 
-    Specks and dashes, leftover rules, the table or margin beyond the paper, shapes far
-    too tall for a digit, a frame's remnants at the border and solid blobs; each rule
-    below names what it removes.
+    Specks and dashes, the table or margin beyond the paper, shapes far too tall for a
+    digit, a fragment cut by the border and a frame's side wall; each rule below names
+    what it removes.
     """
     W = shape[1]
     out = []
@@ -112,16 +112,11 @@ def drop_noise(cands: list[Candidate], digit_h: float, shape: tuple[int, int]) -
             continue  # the table or the dark margin beyond the paper
         if c.h > TALL * digit_h:
             continue  # a shadow edge, a fold, a leftover rule: far too tall for a digit
-        if edge and (c.w > 8 * c.h or c.h > 12 * c.w):
-            continue  # a thin remnant of a frame at the border
         if edge and c.h <= 0.6 * digit_h and c.w <= 0.6 * digit_h:
             continue  # a fragment cut by the frame border
         near_side = min(c.x, W - c.x2) < 0.3 * digit_h
         if near_side and c.w < 0.15 * c.h and c.h > 0.6 * digit_h:
             continue  # the side wall of a frame the crop was cut from
-        fill = c.area / max(1, c.w * c.h)
-        if fill > 0.85 and c.w > 0.5 * digit_h and c.h > 0.5 * digit_h:
-            continue  # a solid blob: a shadow or a stain, not a stroke
         out.append(c)
     return out
 
