@@ -70,8 +70,6 @@ def remove_rules(mask: np.ndarray, digit_h: float, ink: np.ndarray | None = None
     hh, hv = _hough_lines(m, min(lh, lv), digit_h)
     horiz |= hh
     vert |= hv
-    # The widest a line is: the strokes it crossed are bridged across a little more.
-    max_t = max(3, round(0.3 * digit_h)) if digit_h else 3 + H // 20
     # Take the blurred fringe of each line too, or slivers beside it survive as "1"s.
     fringe = np.ones((5, 5), np.uint8)
     horiz = cv2.dilate(horiz, fringe) & m
@@ -85,8 +83,10 @@ def remove_rules(mask: np.ndarray, digit_h: float, ink: np.ndarray | None = None
         horiz[pen] = 0
         vert[pen] = 0
     clean = mask & ~lines
-    # Reconnect strokes the lines crossed: close gaps only where ink lies on both sides.
-    clean = _bridge(clean, horiz, vert, max(3, max_t + 4))
+    # Reconnect strokes the lines crossed: close gaps only where ink lies on both sides,
+    # across the widest a line is (0.3 of a digit height) and a little more.
+    widest = max(3, round(0.3 * digit_h)) if digit_h else 3 + H // 20
+    clean = _bridge(clean, horiz, vert, widest + 4)
     return clean
 
 

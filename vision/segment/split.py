@@ -161,10 +161,9 @@ def split_best(
 
     Cuts are tried at low-ink columns; every piece between two cuts is classified once (in
     one batch) and the best sequence of pieces is found by dynamic programming. Each extra
-    cut must earn its place. With `force`,
-    exactly that many pieces (or the whole, if no such cut exists). `max_cuts` limits the
-    cuts tried to that many of the thinnest; `scored` carries pieces already classified
-    from one call to the next on the same shape.
+    cut must earn its place. With `force`, exactly that many pieces (or the whole, if no
+    such cut exists). `max_cuts` limits the cuts tried to that many of the thinnest;
+    `scored` carries pieces already classified from one call to the next on the same shape.
     """
     aspect = c.w / max(1, c.h)
     band = max(1, round(0.12 * c.h))
