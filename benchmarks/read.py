@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.annotate import encode_jpeg
+from vision.annotate import annotate, encode_jpeg
 
 CEILING = "synthetic ceiling"
 FIELDS_CEILING = "fields ceiling"
@@ -269,6 +269,82 @@ def bench_photos(reader: Any, devsets_dir: Path, tilt: float = 0.0) -> PhotoScor
             text, ms = _time_read(reader, turned)
             scores.askew.add(name, expected, text, ms)
     return scores
+
+
+# The failure sheet (`failure_sheet`): one tile per misread photo, this many pixels wide,
+# with room below for its caption.
+TILE = 360
+CAPTION = 44
+SHEET_COLUMNS = 4
+WRONG_COLOUR = (0, 0, 230)
+
+
+def failure_sheet(reader: Any, photos: list[Photo], names: set[str], path: Path) -> int:
+    """Write a picture of the photos named `names`, read again and boxed as the bot boxes
+    them; where each line holds as many digits as it should, the wrong ones are boxed in
+    red too. Each tile is captioned with the file, what it says and what was read: one
+    look shows which misses are cuts and which are readings. Returns the tiles drawn."""
+    from vision.decode import decode_image
+
+    tiles = []
+    for photo in photos:
+        if photo.path.name not in names:
+            continue
+        data = photo.path.read_bytes()
+        image = decode_image(data)
+        reading = reader.read(data)
+        canvas = annotate(image, reading, max_side=TILE)
+        sx, sy = canvas.shape[1] / reading.width, canvas.shape[0] / reading.height
+        for d in _wrong_digits(photo.text, reading):
+            x, y, bw, bh = d.box
+            p0 = (round(x * sx) - 3, round(y * sy) - 3)
+            p1 = (round((x + bw) * sx) + 3, round((y + bh) * sy) + 3)
+            cv2.rectangle(canvas, p0, p1, WRONG_COLOUR, 2)
+        tiles.append(_tile(canvas, photo.path.name, photo.text, reading.text))
+    drawn = len(tiles)
+    if tiles:
+        while len(tiles) % SHEET_COLUMNS:
+            tiles.append(np.full_like(tiles[0], 255))
+        rows = [
+            np.hstack(tiles[i : i + SHEET_COLUMNS]) for i in range(0, len(tiles), SHEET_COLUMNS)
+        ]
+        if not cv2.imwrite(str(path), np.vstack(rows)):
+            raise OSError(f"could not write the failure sheet to {path}")
+    return drawn
+
+
+def _wrong_digits(expected: str, reading: Any) -> list[Any]:
+    """The digits read wrong, where every line holds as many digits as it should (else
+    which digit stands for which is a guess: none)."""
+    want = [d for d in (_digits(line) for line in expected.split("\n")) if d]
+    lines: dict[int, list[Any]] = {}
+    for d in reading.digits:
+        lines.setdefault(d.line, []).append(d)
+    got = [lines[k] for k in sorted(lines)]
+    if [len(w) for w in want] != [len(g) for g in got]:
+        return []
+    return [
+        d
+        for w, g in zip(want, got, strict=True)
+        for c, d in zip(w, g, strict=True)
+        if str(d.label) != c
+    ]
+
+
+def _tile(canvas: np.ndarray, name: str, expected: str, got: str) -> np.ndarray:
+    """`canvas` fitted into a TILE-wide square, captioned below."""
+    tile = np.full((TILE + CAPTION, TILE, 3), 255, np.uint8)
+    h, w = canvas.shape[:2]
+    f = min(1.0, TILE / max(h, w))
+    if f < 1.0:
+        canvas = cv2.resize(canvas, (max(1, round(w * f)), max(1, round(h * f))))
+    tile[: canvas.shape[0], : canvas.shape[1]] = canvas
+    lines = (f"{name}: {expected}", f"read: {got}")
+    for i, text in enumerate(t.replace("\n", " / ") for t in lines):
+        y = TILE + 18 + 20 * i
+        cv2.putText(tile, text[:48], (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+    cv2.rectangle(tile, (0, 0), (TILE - 1, TILE + CAPTION - 1), (180, 180, 180), 1)
+    return tile
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from benchmarks.read import (
     bench_fields,
     bench_photos,
     bench_synthetic,
+    failure_sheet,
     leave_one_source_out,
+    load_photos,
 )
 from digits.settings import Settings
 
@@ -73,6 +76,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devsets-dir", type=Path)
     parser.add_argument("--no-photos", action="store_true", help="skip the real photos")
     parser.add_argument("--failures", action="store_true", help="list misread images")
+    parser.add_argument(
+        "--failure-sheet",
+        type=Path,
+        metavar="PNG",
+        help="also draw the misread real photos, boxed as read (wrong digits in red), "
+        "into one picture",
+    )
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
     parser.add_argument(
         "--tilt",
@@ -132,6 +142,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if len(seeds) > 1:
         _print_spread(drawn, seeds, as_json=args.json)
     if photos is not None:
+        if args.failure_sheet:
+            names = {name for name, _, _ in photos.whole.failures}
+            n = failure_sheet(reader, load_photos(devsets), names, args.failure_sheet)
+            print(f"{n} misread photos drawn into {args.failure_sheet}", file=sys.stderr)
         _print_breakdown(photos, as_json=args.json)
         if args.choose_model or args.choose_segmenter or args.choose_lines:
             _print_choice(args, reader, photos, devsets)

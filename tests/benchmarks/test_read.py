@@ -206,8 +206,14 @@ def test_the_line_model_is_chosen_leave_one_source_out(mnist, tmp_path, monkeypa
     monkeypatch.setenv("DIGITS_DEVSETS_DIR", str(tmp_path))
     mnist_only = Path(vision.__file__).parent / "models" / "mnist-v1.pt"
     argv = ["bench", "read", "--synthetic", "0", "--json", "--choose-lines", "none"]
-    assert main([*argv, "--choose-model", str(mnist_only)]) == 0
-    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    sheet = tmp_path / "misread.png"
+    assert main([*argv, "--choose-model", str(mnist_only), "--failure-sheet", str(sheet)]) == 0
+    captured = capsys.readouterr()
+    out = [json.loads(line) for line in captured.out.splitlines()]
+    real = next(r for r in out if r.get("set") == "real photos")
+    misread = round((1 - real["exact"]) * real["images"])
+    assert f"{misread} misread photos drawn into {sheet}" in captured.err
+    assert sheet.exists() == (misread > 0)
     loso = next(r["leave_one_source_out"] for r in out if "leave_one_source_out" in r)
     assert set(loso["chosen"]) == {"a/forms", "b/forms"}
     shipped = "classifier shipped, segmenter shipped, line model shipped"
@@ -215,3 +221,61 @@ def test_the_line_model_is_chosen_leave_one_source_out(mnist, tmp_path, monkeypa
     assert set(loso["chosen"].values()) <= set(loso["all_sources"])
     # the walls between boxed digits: read right only with the line model
     assert loso["all_sources"][shipped] > loso["all_sources"]["line model none"]
+
+
+def _reading(lines: list[list[tuple[int, tuple[int, int, int, int]]]]):
+    from vision.reader import ReadDigit, Reading
+
+    digits = [
+        ReadDigit(label, 0.99, 0, 0.01, box, li, 0, np.zeros((28, 28), np.uint8))
+        for li, line in enumerate(lines)
+        for label, box in line
+    ]
+    text = "\n".join("".join(str(label) for label, _ in line) for line in lines)
+    return Reading(text, digits, 320, 240, 1.0)
+
+
+def test_the_failure_sheet_draws_each_misread_photo_and_boxes_wrong_digits_in_red(
+    tmp_path,
+) -> None:
+    from benchmarks.read import CAPTION, SHEET_COLUMNS, TILE, Photo, failure_sheet
+
+    for shade, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
+        picture = np.full((240, 320, 3), 200 + 20 * shade, np.uint8)
+        (tmp_path / name).write_bytes(cv2.imencode(".jpg", picture)[1].tobytes())
+    photos = [
+        Photo(tmp_path / "a.jpg", "12", "s", "photo"),
+        Photo(tmp_path / "b.jpg", "12\n3", "s", "photo"),  # second line misread
+        Photo(tmp_path / "c.jpg", "5", "s", "photo"),  # one digit too many
+    ]
+    readings = {
+        "b.jpg": _reading(
+            [[(1, (40, 60, 40, 80)), (2, (100, 60, 40, 80))], [(8, (200, 150, 40, 60))]]
+        ),
+        "c.jpg": _reading([[(5, (40, 60, 40, 80)), (5, (100, 60, 40, 80))]]),
+    }
+
+    class Reader:
+        def __init__(self) -> None:
+            self.read_names: list[str] = []
+
+        def read(self, data: bytes):
+            name = next(p.path.name for p in photos if p.path.read_bytes() == data)
+            self.read_names.append(name)
+            return readings[name]
+
+    reader = Reader()
+    out = tmp_path / "sheet.png"
+    assert failure_sheet(reader, photos, {"b.jpg", "c.jpg"}, out) == 2
+    assert reader.read_names == ["b.jpg", "c.jpg"]  # only the misread photos are read again
+    sheet = cv2.imread(str(out))
+    assert sheet.shape == (TILE + CAPTION, SHEET_COLUMNS * TILE, 3)
+    red = (sheet[..., 2] > 200) & (sheet[..., 1] < 40) & (sheet[..., 0] < 40)
+    ys, xs = np.nonzero(red[:, :TILE])
+    # b's tile: a red box around the misread 8 only (the picture, narrower than a tile,
+    # is drawn at its own size).
+    assert xs.min() >= 200 - 4 and xs.max() <= 240 + 4
+    assert ys.min() >= 150 - 4 and ys.max() <= 210 + 4
+    assert not red[:, TILE : 2 * TILE].any()  # c: the count is wrong, no digit is marked
+    assert failure_sheet(reader, photos, set(), tmp_path / "none.png") == 0
+    assert not (tmp_path / "none.png").exists()
