@@ -332,12 +332,8 @@ def _wrong_digits(expected: str, reading: Any) -> list[Any]:
 
 
 def _tile(canvas: np.ndarray, name: str, expected: str, got: str) -> np.ndarray:
-    """`canvas` fitted into a TILE-wide square, captioned below."""
+    """`canvas` (at most TILE on a side, as `annotate` drew it) on a tile, captioned below."""
     tile = np.full((TILE + CAPTION, TILE, 3), 255, np.uint8)
-    h, w = canvas.shape[:2]
-    f = min(1.0, TILE / max(h, w))
-    if f < 1.0:
-        canvas = cv2.resize(canvas, (max(1, round(w * f)), max(1, round(h * f))))
     tile[: canvas.shape[0], : canvas.shape[1]] = canvas
     lines = (f"{name}: {expected}", f"read: {got}")
     for i, text in enumerate(t.replace("\n", " / ") for t in lines):

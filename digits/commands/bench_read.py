@@ -98,6 +98,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     from vision.reader import DigitReader
 
+    sheet = args.failure_sheet
+    if sheet and (args.no_photos or not sheet.parent.is_dir()):
+        why = "it draws the real photos" if args.no_photos else f"{sheet.parent} is no folder"
+        raise SystemExit(f"digits bench read: --failure-sheet {sheet}: {why}")
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     model = args.model or settings.model_path
@@ -142,10 +146,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if len(seeds) > 1:
         _print_spread(drawn, seeds, as_json=args.json)
     if photos is not None:
-        if args.failure_sheet:
+        if sheet:
             names = {name for name, _, _ in photos.whole.failures}
-            n = failure_sheet(reader, load_photos(devsets), names, args.failure_sheet)
-            print(f"{n} misread photos drawn into {args.failure_sheet}", file=sys.stderr)
+            n = failure_sheet(reader, load_photos(devsets), names, sheet)
+            print(
+                f"{n} misread photos drawn into {sheet}" if n else "no photo misread: no sheet",
+                file=sys.stderr,
+            )
         _print_breakdown(photos, as_json=args.json)
         if args.choose_model or args.choose_segmenter or args.choose_lines:
             _print_choice(args, reader, photos, devsets)

@@ -212,8 +212,11 @@ def test_the_line_model_is_chosen_leave_one_source_out(mnist, tmp_path, monkeypa
     out = [json.loads(line) for line in captured.out.splitlines()]
     real = next(r for r in out if r.get("set") == "real photos")
     misread = round((1 - real["exact"]) * real["images"])
-    assert f"{misread} misread photos drawn into {sheet}" in captured.err
+    said = f"{misread} misread photos drawn into {sheet}" if misread else "no photo misread"
+    assert said in captured.err
     assert sheet.exists() == (misread > 0)
+    with pytest.raises(SystemExit, match="is no folder"):
+        main([*argv, "--failure-sheet", str(tmp_path / "missing" / "sheet.png")])
     loso = next(r["leave_one_source_out"] for r in out if "leave_one_source_out" in r)
     assert set(loso["chosen"]) == {"a/forms", "b/forms"}
     shipped = "classifier shipped, segmenter shipped, line model shipped"
