@@ -36,12 +36,11 @@ from vision.segment import (
     Segmentation,
     SegmentationError,
     chain_lines,
-    digit_gap,
+    group_numbers,
     merge,
     score_candidates,
     segment,
     split_best,
-    split_numbers,
 )
 
 log = logging.getLogger(__name__)
@@ -426,6 +425,4 @@ def constrain(seg: Segmentation, n: int, scorer) -> Segmentation:
         score_candidates(cands, seg.ink, scorer)
     median_h = float(np.median([c.h for c in cands]))
     lines = chain_lines(cands, median_h)
-    gap = digit_gap(lines)
-    grouped = [split_numbers(line, gap) for line in lines]
-    return Segmentation(grouped, seg.scale, seg.ink, seg.mask, seg.lean)
+    return Segmentation(group_numbers(lines), seg.scale, seg.ink, seg.mask, seg.lean)

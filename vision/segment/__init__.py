@@ -70,13 +70,7 @@ from vision.segment.filters import (
     merge_fragments,
 )
 from vision.segment.ink import ink_and_mask, typical_height
-from vision.segment.layout import (
-    DESKEW_MIN,
-    chain_lines,
-    digit_gap,
-    page_lean,
-    split_numbers,
-)
+from vision.segment.layout import DESKEW_MIN, chain_lines, group_numbers, page_lean
 from vision.segment.lines import remove_rules
 from vision.segment.resolution import MAX_SIDE, working_image
 from vision.segment.split import merge_checked, split_best, split_touching
@@ -88,12 +82,11 @@ __all__ = [
     "Segmentation",
     "SegmentationError",
     "chain_lines",
-    "digit_gap",
+    "group_numbers",
     "merge",
     "score_candidates",
     "segment",
     "split_best",
-    "split_numbers",
 ]
 
 
@@ -124,6 +117,4 @@ def segment(image: np.ndarray, scorer: Scorer) -> Segmentation:
     lean = page_lean(lines, digit_h)
     if abs(lean) < DESKEW_MIN:
         lean = 0.0  # level, or handwriting's own wobble
-    gap = digit_gap(lines)
-    grouped = [split_numbers(line, gap) for line in lines]
-    return Segmentation(grouped, scale, ink, clean, lean)
+    return Segmentation(group_numbers(lines), scale, ink, clean, lean)

@@ -134,3 +134,9 @@ def split_numbers(line: list[Candidate], page_gap: float | None = None) -> list[
         else:
             numbers[-1].append(b)
     return numbers
+
+
+def group_numbers(lines: list[list[Candidate]]) -> list[list[list[Candidate]]]:
+    """Each line cut into its numbers (`split_numbers`), short lines by the page's gap."""
+    gap = digit_gap(lines)
+    return [split_numbers(line, gap) for line in lines]
