@@ -213,7 +213,7 @@ def draw_field(
             if rng.random() < 0.1:
                 gap = -rng.uniform(0.0, 0.06) * dh  # touching neighbours
             x += a.shape[1] + round(gap)
-    w = x + pad_x + (0 if cells else 0)
+    w = x + pad_x
     h = 2 * pad_y + round(1.15 * dh)
     ink_a = np.zeros((h, w), np.float32)
     boxes: list[Box] = []

@@ -50,7 +50,9 @@ class LineSet:
     def save(self, path: str) -> None:
         widths = np.array([b.shape[1] for b in self.bands], np.int32)
         flat = np.concatenate(self.bands, axis=1) if self.bands else np.zeros((LINE_HEIGHT, 0))
-        np.savez_compressed(path, flat=flat.astype(np.uint8), widths=widths, texts=np.array(self.texts))
+        np.savez_compressed(
+            path, flat=flat.astype(np.uint8), widths=widths, texts=np.array(self.texts)
+        )
 
     @classmethod
     def load(cls, path: str) -> LineSet:

@@ -11,7 +11,6 @@ Regenerate the committed samples with `digits samples`.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 from pathlib import Path
