@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,14 @@ class Score:
 
 
 def _time_read(reader: Any, data: bytes) -> tuple[str, float]:
+    reading, ms = _timed_reading(reader, data)
+    return reading.text, ms
+
+
+def _timed_reading(reader: Any, data: bytes) -> tuple[Any, float]:
     start = time.perf_counter()
     reading = reader.read(data)
-    return reading.text, (time.perf_counter() - start) * 1000.0
+    return reading, (time.perf_counter() - start) * 1000.0
 
 
 def tilted(img: np.ndarray, degrees: float) -> bytes:
@@ -230,6 +236,8 @@ class PhotoScores:
     askew: Score | None
     by_source: dict[str, Score]
     by_kind: dict[str, Score]
+    # Which reading is right (`attribute`), over the photos read with the right count.
+    attribution: Counter[tuple[bool, bool | None, bool]] = field(default_factory=Counter)
 
     def main_scores(self) -> list[Score]:
         return [self.whole, self.big, *([self.askew] if self.askew else [])]
@@ -256,7 +264,9 @@ def bench_photos(reader: Any, devsets_dir: Path, tilt: float = 0.0) -> PhotoScor
     for i, photo in enumerate(load_photos(devsets_dir)):
         name, expected = photo.path.name, photo.text
         data = photo.path.read_bytes()
-        text, ms = _time_read(reader, data)
+        reading, ms = _timed_reading(reader, data)
+        text = reading.text
+        scores.attribution.update(attribute(expected, reading))
         scores.whole.add(name, expected, text, ms)
         scores.by_source.setdefault(photo.source, Score(photo.source)).add(name, expected, text, ms)
         scores.by_kind.setdefault(photo.kind, Score(photo.kind)).add(name, expected, text, ms)
@@ -313,9 +323,9 @@ def failure_sheet(reader: Any, photos: list[Photo], names: set[str], path: Path)
     return drawn
 
 
-def _wrong_digits(expected: str, reading: Any) -> list[Any]:
-    """The digits read wrong, where every line holds as many digits as it should (else
-    which digit stands for which is a guess: none)."""
+def _paired_digits(expected: str, reading: Any) -> list[tuple[int, Any]]:
+    """(expected digit, digit read) in reading order, where every line holds as many
+    digits as it should (else which digit stands for which is a guess: none)."""
     want = [d for d in (_digits(line) for line in expected.split("\n")) if d]
     lines: dict[int, list[Any]] = {}
     for d in reading.digits:
@@ -323,12 +333,25 @@ def _wrong_digits(expected: str, reading: Any) -> list[Any]:
     got = [lines[k] for k in sorted(lines)]
     if [len(w) for w in want] != [len(g) for g in got]:
         return []
-    return [
-        d
-        for w, g in zip(want, got, strict=True)
-        for c, d in zip(w, g, strict=True)
-        if str(d.label) != c
-    ]
+    return [(int(c), d) for w, g in zip(want, got, strict=True) for c, d in zip(w, g, strict=True)]
+
+
+def _wrong_digits(expected: str, reading: Any) -> list[Any]:
+    """The digits read wrong, where every line holds as many digits as it should."""
+    return [d for want, d in _paired_digits(expected, reading) if d.label != want]
+
+
+def attribute(expected: str, reading: Any) -> Counter[tuple[bool, bool | None, bool]]:
+    """For each digit of a reading with the right count on every line: is the classifier's
+    own reading right, the line model's (None: it read none there), and their product?"""
+    return Counter(
+        (
+            d.classifier_label == want,
+            None if d.line_label is None else d.line_label == want,
+            d.label == want,
+        )
+        for want, d in _paired_digits(expected, reading)
+    )
 
 
 def _tile(canvas: np.ndarray, name: str, expected: str, got: str) -> np.ndarray:

@@ -64,6 +64,11 @@ class ReadDigit:
     number: int  # index of the number within its line
     crop: np.ndarray = field(repr=False)  # uint8 [28, 28], MNIST-normalised
     low_confidence: bool = False
+    # The two readings `label` multiplies: the classifier's of the crop alone, and the line
+    # model's of the digit in its line (None where it did not read this digit). Where they
+    # differ, one of them is wrong: the benchmark counts which.
+    classifier_label: int | None = None
+    line_label: int | None = None
 
 
 @dataclass
@@ -283,7 +288,10 @@ class DigitReader:
         elif self.lines is not None:
             seg = fit_lines(seg, level, self.lines, scorer)
         rescore = self.segmenter is not None and self.segmenter is not clf
-        _label(seg.digits, clf, rescore=rescore)
+        own = {
+            id(c): int(np.argmax(p))
+            for c, p in zip(seg.digits, _label(seg.digits, clf, rescore=rescore), strict=True)
+        }
         height, width = (round(s * scale) for s in array.shape[:2])
         digits = []
         for li, line in enumerate(seg.lines):
@@ -306,28 +314,35 @@ class DigitReader:
                             number=ni,
                             crop=crop,
                             low_confidence=conf < self.confidence_threshold,
+                            classifier_label=own[id(c)],
+                            line_label=(
+                                None if c.line_probs is None else int(np.argmax(c.line_probs))
+                            ),
                         )
                     )
         elapsed = (time.perf_counter() - start) * 1000.0
         return Reading(_text(seg.lines), digits, width, height, elapsed, page)
 
 
-def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> None:
-    """The classifier's final probabilities for the digits cut (at most one batched call).
+def _label(digits: list[Candidate], clf: DigitClassifier, *, rescore: bool) -> list[np.ndarray]:
+    """The final probabilities of the digits cut (at most one batched classifier call);
+    returns the classifier's own, before the line model's are multiplied in.
 
     With `rescore`, every digit is classified again (the segmenter scored the cuts).
     Where the line model read the digit too, the two readings are multiplied.
     """
     if not digits:
-        return
+        return []
     if rescore:
         crops = np.stack([c.digit_crop for c in digits])
         for c, probs in zip(digits, clf.classify(crops), strict=True):
             c.probs = probs
+    own = [c.scores for c in digits]
     for c in digits:  # two independent readings of the same digit: multiply and renormalise
         if c.line_probs is not None:
             joint = c.scores * c.line_probs
             c.probs = joint / max(float(joint.sum()), 1e-12)
+    return own
 
 
 def level_region(

@@ -238,6 +238,7 @@ def _print_breakdown(photos: PhotoScores, *, as_json: bool) -> None:
             for score in scores.values():
                 print(json.dumps({"group": group, **score.summary()}))
         print(json.dumps(mean))
+        print(json.dumps({"set": "which reading is right", **_attribution(photos)}))
         return
     for group, scores in groups:
         print(f"\nreal photos by {group}:")
@@ -247,3 +248,24 @@ def _print_breakdown(photos: PhotoScores, *, as_json: bool) -> None:
         f"\nmean over {mean['sources']} sources: exact {mean['exact']:.2%}, "
         f"digits {mean['digit_accuracy']:.2%}"
     )
+    counts = _attribution(photos)
+    print(
+        f"\nwhich reading is right, over the {sum(counts.values())} digits of the photos read "
+        "with the right count on every line:"
+    )
+    for name, n in counts.items():
+        print(f"  {name:<58} {n:>6}")
+
+
+def _attribution(photos: PhotoScores) -> dict[str, int]:
+    """The digits by which of the two readings (classifier, line model) and their product
+    are right, most common first."""
+
+    def right(ok: bool | None) -> str:
+        return "right" if ok else "wrong"
+
+    named: dict[str, int] = {}
+    for (clf, line, product), n in photos.attribution.most_common():
+        line_name = "no line reading" if line is None else f"line model {right(line)}"
+        named[f"classifier {right(clf)}, {line_name}: product {right(product)}"] = n
+    return named

@@ -72,6 +72,8 @@ def test_photos_are_scored_per_source_and_kind(tmp_path) -> None:
         + "".join(f"{f},{t},{s},0,x,{k}\n" for f, t, s, k in rows)
     )
     answers = {"a.jpg": "12", "b.jpg": "1", "c.jpg": "3"}
+    # b's 7 read as 1: the classifier read 7, the line model 1, and the product followed it
+    own = {"b.jpg": (7, 1)}
 
     class Reader:
         """Answers in the order the bench reads: each 4:3 photo, then its 1280×960 copy."""
@@ -80,9 +82,20 @@ def test_photos_are_scored_per_source_and_kind(tmp_path) -> None:
             self.order = iter(["a.jpg", "a.jpg", "b.jpg", "b.jpg", "c.jpg", "c.jpg"])
 
         def read(self, data: bytes) -> SimpleNamespace:
-            return SimpleNamespace(text=answers[next(self.order)])
+            name = next(self.order)
+            digits = [
+                SimpleNamespace(
+                    label=int(c),
+                    line=0,
+                    classifier_label=own.get(name, (int(c),))[0],
+                    line_label=own.get(name, (0, int(c)))[1],
+                )
+                for c in answers[name]
+            ]
+            return SimpleNamespace(text=answers[name], digits=digits)
 
     scores = bench_photos(Reader(), tmp_path)
+    assert scores.attribution == {(True, True, True): 3, (True, False, False): 1}
     assert scores.whole.summary()["exact"] == pytest.approx(2 / 3)
     assert set(scores.by_source) == {"one/repo", "two/repo"}
     assert scores.by_source["one/repo"].summary()["exact"] == 0.5
@@ -282,3 +295,32 @@ def test_the_failure_sheet_draws_each_misread_photo_and_boxes_wrong_digits_in_re
     assert not red[:, TILE : 2 * TILE].any()  # c: the count is wrong, no digit is marked
     assert failure_sheet(reader, photos, set(), tmp_path / "none.png") == 0
     assert not (tmp_path / "none.png").exists()
+
+
+def test_each_digit_is_counted_by_which_reading_is_right() -> None:
+    from benchmarks.read import attribute
+    from vision.reader import ReadDigit, Reading
+
+    def digit(label: int, clf: int, line: int | None, li: int = 0) -> ReadDigit:
+        crop = np.zeros((28, 28), np.uint8)
+        return ReadDigit(label, 0.9, 0, 0.1, (0, 0, 1, 1), li, 0, crop, False, clf, line)
+
+    reading = Reading(
+        "17\n4",
+        [digit(1, 1, 1), digit(7, 1, 7), digit(4, 4, 9, li=1)],
+        10,
+        10,
+        1.0,
+    )
+    # "1" both right; "7" the line model rescues the classifier's 1; "4" the classifier
+    # outweighs the line model's 9
+    assert attribute("17\n4", reading) == {
+        (True, True, True): 1,
+        (False, True, True): 1,
+        (True, False, True): 1,
+    }
+    # a product that follows the wrong reading, and a digit no line model read
+    wrong = Reading("29", [digit(9, 2, 9), digit(9, 9, None)], 10, 10, 1.0)
+    assert attribute("29", wrong) == {(True, False, False): 1, (True, None, True): 1}
+    # a line holding a digit too many: which digit stands for which is a guess
+    assert attribute("17", Reading("127", [digit(1, 1, 1)] * 3, 10, 10, 1.0)) == {}

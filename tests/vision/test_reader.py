@@ -29,6 +29,21 @@ def test_plain_number(reader, clear_digits) -> None:
     assert (reading.width, reading.height) == (640, 480)
 
 
+def test_each_digit_keeps_the_two_readings_its_label_multiplies(reader, clear_digits) -> None:
+    reading = reader.read(render("4072 15", clear_digits))
+    crops = np.stack([d.crop for d in reading.digits])
+    own = reader.classifier.classify(crops).argmax(axis=1)
+    assert [d.classifier_label for d in reading.digits] == own.tolist()
+    assert all(d.line_label is not None for d in reading.digits)
+    for d in reading.digits:  # two readings that agree: their product agrees too
+        if d.classifier_label == d.line_label:
+            assert d.label == d.classifier_label
+    plain = DigitReader(reader.classifier, segmenter=reader.segmenter, lines=None)
+    alone = plain.read(render("4072", clear_digits))
+    assert all(d.line_label is None for d in alone.digits)
+    assert [d.classifier_label for d in alone.digits] == [d.label for d in alone.digits]
+
+
 def test_encoded_bytes_and_grey(reader, clear_digits) -> None:
     img = render("315", clear_digits)
     data = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))[1].tobytes()
