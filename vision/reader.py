@@ -65,8 +65,7 @@ class ReadDigit:
     crop: np.ndarray = field(repr=False)  # uint8 [28, 28], MNIST-normalised
     low_confidence: bool = False
     # The two readings `label` multiplies: the classifier's of the crop alone, and the line
-    # model's of the digit in its line (None where it did not read this digit). Where they
-    # differ, one of them is wrong: the benchmark counts which.
+    # model's of the digit in its line (None where it did not read this digit).
     classifier_label: int | None = None
     line_label: int | None = None
 
