@@ -238,6 +238,8 @@ class PhotoScores:
     by_kind: dict[str, Score]
     # Which reading is right (`attribute`), over the photos read with the right count.
     attribution: Counter[tuple[bool, bool | None, bool]] = field(default_factory=Counter)
+    # The photos not read exactly, by file name, as read (`failure_sheet` draws them).
+    misread: dict[str, Any] = field(default_factory=dict)
 
     def main_scores(self) -> list[Score]:
         return [self.whole, self.big, *([self.askew] if self.askew else [])]
@@ -267,6 +269,8 @@ def bench_photos(reader: Any, devsets_dir: Path, tilt: float = 0.0) -> PhotoScor
         reading, ms = _timed_reading(reader, data)
         text = reading.text
         scores.attribution.update(attribute(expected, reading))
+        if _digits(text) != _digits(expected):
+            scores.misread[name] = reading
         scores.whole.add(name, expected, text, ms)
         scores.by_source.setdefault(photo.source, Score(photo.source)).add(name, expected, text, ms)
         scores.by_kind.setdefault(photo.kind, Score(photo.kind)).add(name, expected, text, ms)
@@ -289,20 +293,19 @@ SHEET_COLUMNS = 4
 WRONG_COLOUR = (0, 0, 230)
 
 
-def failure_sheet(reader: Any, photos: list[Photo], names: set[str], path: Path) -> int:
-    """Write a picture of the photos named `names`, read again and boxed as the bot boxes
-    them; where each line holds as many digits as it should, the wrong ones are boxed in
-    red too. Each tile is captioned with the file, what it says and what was read: one
-    look shows which misses are cuts and which are readings. Returns the tiles drawn."""
+def failure_sheet(photos: list[Photo], readings: dict[str, Any], path: Path) -> int:
+    """Write a picture of the photos `readings` names (as `bench_photos` read them), boxed as
+    the bot boxes them; where each line holds as many digits as it should, the wrong ones are
+    boxed in red too. Each tile is captioned with the file, what it says and what was read:
+    one look shows which misses are cuts and which are readings. Returns the tiles drawn."""
     from vision.decode import decode_image
 
     tiles = []
     for photo in photos:
-        if photo.path.name not in names:
+        reading = readings.get(photo.path.name)
+        if reading is None:
             continue
-        data = photo.path.read_bytes()
-        image = decode_image(data)
-        reading = reader.read(data)
+        image = decode_image(photo.path.read_bytes())
         canvas = annotate(image, reading, max_side=TILE)
         sx, sy = canvas.shape[1] / reading.width, canvas.shape[0] / reading.height
         for d in _wrong_digits(photo.text, reading):

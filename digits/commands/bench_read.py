@@ -147,8 +147,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         _print_spread(drawn, seeds, as_json=args.json)
     if photos is not None:
         if sheet:
-            names = {name for name, _, _ in photos.whole.failures}
-            n = failure_sheet(reader, load_photos(devsets), names, sheet)
+            n = failure_sheet(load_photos(devsets), photos.misread, sheet)
             print(
                 f"{n} misread photos drawn into {sheet}" if n else "no photo misread: no sheet",
                 file=sys.stderr,
